@@ -1,0 +1,1 @@
+"""Needle: EDR alerts with context, unusualness scores, correlation and investigation."""

@@ -1,0 +1,1 @@
+"""Ingestion: polling vendor APIs into the Events table."""

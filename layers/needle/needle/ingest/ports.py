@@ -1,0 +1,46 @@
+"""The ports ingestion needs; adapters live in needle.store, fakes in tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from enum import Enum
+from typing import Any, Protocol
+
+from needle.model.event import DeviceHints, Event
+
+
+class WriteOutcome(Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+class AlertFeed(Protocol):
+    """One vendor API seen as pages of raw alerts updated since a time."""
+
+    source: str
+
+    def pages_since(self, since: datetime) -> Iterator[list[dict[str, Any]]]: ...
+
+    def cursor_of(self, raw: dict[str, Any]) -> datetime: ...
+
+    def normalize(self, raw: dict[str, Any]) -> Event: ...
+
+
+class EventSink(Protocol):
+    def store(self, event: Event) -> WriteOutcome: ...
+
+
+class EntityResolver(Protocol):
+    def resolve(self, hints: DeviceHints, seen_at: datetime) -> str: ...
+
+
+class CheckpointStore(Protocol):
+    def load(self, source: str) -> datetime | None: ...
+
+    def save(self, source: str, cursor: datetime) -> None: ...
+
+
+class Quarantine(Protocol):
+    def put(self, source: str, reason: str, raw: Any) -> str: ...

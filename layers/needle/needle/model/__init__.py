@@ -1,0 +1,1 @@
+"""Needle's domain types: the normalized event, ATT&CK vocabulary, incidents."""

@@ -1,0 +1,119 @@
+"""The normalized event: one shape for everything on an entity's timeline.
+
+`finding` holds the OCSF 1.5 Detection Finding (class 2004) subset that users and rules see;
+the typed fields beside it are the few that Needle itself keys, filters and scores on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Kind = Literal["edr_alert", "network_detection", "needle_finding"]
+
+# A raw payload larger than this is cut before compression: DynamoDB items stop at 400 KB and
+# a vendor payload is attacker-influenced (command lines, file names), so its size is bounded.
+RAW_LIMIT_BYTES = 64 * 1024
+
+SEVERITIES = {0: "Unknown", 1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical", 6: "Fatal"}
+
+
+class MalformedRecordError(ValueError):
+    """A vendor record that cannot be normalized; it is quarantined, never dropped silently."""
+
+
+@dataclass(frozen=True)
+class DeviceHints:
+    """What a record says about the device it happened on, before entity resolution."""
+
+    source: str
+    device_id: str | None
+    hostname: str | None
+    ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """A normalized timeline event (an EDR alert, a network detection or a Needle finding)."""
+
+    source: str
+    vendor_id: str
+    kind: Kind
+    time: datetime
+    updated_at: datetime
+    title: str
+    severity_id: int
+    status: str
+    tactics: tuple[str, ...]
+    techniques: tuple[str, ...]
+    device: DeviceHints
+    user: str | None
+    process: str | None
+    console_url: str | None
+    finding: dict[str, Any]
+    raw: bytes = b""
+    entity_id: str = ""
+    score: int | None = None
+    explanation: str | None = None
+    incident_ids: tuple[str, ...] = field(default=())
+
+    @property
+    def uid(self) -> str:
+        return f"{self.source}:{self.vendor_id}"
+
+    @property
+    def sort_key(self) -> str:
+        """Events table sort key: time-ordered, deterministic for one vendor alert."""
+        return f"{iso(self.time)}#{self.kind}#{self.uid}"
+
+    @property
+    def severity(self) -> str:
+        return SEVERITIES.get(self.severity_id, "Other")
+
+    def content_hash(self) -> str:
+        """Changes when anything a person would care about changes (not on a bare re-poll)."""
+        material = json.dumps(self.finding, sort_keys=True, default=str).encode()
+        return hashlib.sha256(material).hexdigest()[:32]
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601 with milliseconds, so string order is time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_time(value: Any) -> datetime:
+    """Parse a vendor ISO-8601 timestamp (up to 7 fractional digits, `Z` or offset) to aware UTC."""
+    if not isinstance(value, str) or not value:
+        raise MalformedRecordError(f"expected an ISO-8601 timestamp, got {type(value).__name__}")
+    text = value.strip().replace("z", "Z")
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    head, sep, rest = text.partition(".")
+    if sep:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        # Python takes at most 6 fractional digits; Microsoft sends 7.
+        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise MalformedRecordError(f"unparseable timestamp {value[:40]!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def pack_raw(payload: dict[str, Any]) -> bytes:
+    """Compress a vendor payload for storage, cutting it to RAW_LIMIT_BYTES first."""
+    data = json.dumps(payload, separators=(",", ":"), default=str).encode()
+    if len(data) > RAW_LIMIT_BYTES:
+        data = data[:RAW_LIMIT_BYTES]
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+def unpack_raw(blob: bytes) -> str:
+    """The stored payload text (possibly cut at RAW_LIMIT_BYTES, so not always valid JSON)."""
+    return gzip.decompress(blob).decode("utf-8", errors="replace")

@@ -1,0 +1,1 @@
+"""Unusualness scoring of alerts per entity (no AWS here)."""

@@ -1,0 +1,1 @@
+"""EDR sources: one subpackage per vendor API (client + normalizer), shared HTTP plumbing."""

@@ -1,0 +1,1 @@
+"""Microsoft Defender for Endpoint, MDE API `GET /api/alerts`."""

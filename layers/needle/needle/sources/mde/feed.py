@@ -1,0 +1,27 @@
+"""The MDE API as an AlertFeed for the poller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from needle.model.event import Event
+from needle.sources.mde import normalize as mde_normalize
+from needle.sources.mde.client import MdeClient, cursor_of
+
+
+@dataclass
+class MdeFeed:
+    client: MdeClient
+    source: str = "mde"
+
+    def pages_since(self, since: datetime) -> Iterator[list[dict[str, Any]]]:
+        return self.client.alerts_updated_since(since)
+
+    def cursor_of(self, raw: dict[str, Any]) -> datetime:
+        return cursor_of(raw)
+
+    def normalize(self, raw: dict[str, Any]) -> Event:
+        return mde_normalize.normalize(raw)

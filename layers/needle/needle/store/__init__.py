@@ -1,0 +1,1 @@
+"""DynamoDB and S3 adapters: the only code that knows table and bucket layouts."""

@@ -1,0 +1,60 @@
+"""Incidents table: correlation incidents (merged by id) and finished investigations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from needle.model.event import iso
+from needle.rules.engine import Match
+from needle.store.items import IncidentItem
+
+
+class DynamoIncidentStore:
+    def open_or_merge(self, match: Match) -> dict[str, Any]:
+        """Create the incident, or add the new events to the one already open for this window."""
+        uids = [e.uid for e in match.events]
+        try:
+            item = IncidentItem.get(f"incident#{match.incident_id}")
+            body = dict(item.body)
+            body["event_uids"] = sorted(set(body.get("event_uids", [])) | set(uids))
+            body["values"] = sorted(set(body.get("values", [])) | set(match.values))
+            body["last_seen"] = iso(match.events[-1].time)
+            body["matches"] = int(body.get("matches", 1)) + 1
+        except DoesNotExist:
+            body = {
+                "id": match.incident_id,
+                "rule": match.rule.id,
+                "title": match.rule.title,
+                "severity": match.rule.severity,
+                "entity_id": match.entity_id,
+                "event_uids": sorted(set(uids)),
+                "values": list(match.values),
+                "first_seen": iso(match.events[0].time),
+                "last_seen": iso(match.events[-1].time),
+                "attack": list(match.rule.attack),
+                "runbook": match.rule.runbook,
+                "matches": 1,
+            }
+            item = IncidentItem(
+                f"incident#{match.incident_id}", status="open", opened_at=datetime.now(UTC).isoformat()
+            )
+        item.body = body
+        item.save()
+        return body
+
+    def get(self, incident_id: str) -> dict[str, Any] | None:
+        try:
+            return dict(IncidentItem.get(f"incident#{incident_id}").body)
+        except DoesNotExist:
+            return None
+
+    def record_investigation(self, investigation_id: str, body: dict[str, Any]) -> None:
+        IncidentItem(
+            f"investigation#{investigation_id}",
+            status=f"investigation:{body.get('verdict', 'unknown')}",
+            opened_at=datetime.now(UTC).isoformat(),
+            body=body,
+        ).save()
