@@ -25,6 +25,7 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
+original_invoke_lambda = LambdaFunction._invoke_lambda  # kept for the contract test
 _lock = threading.RLock()
 _registry: dict[str, tuple[Path, str]] = {}
 _modules: dict[tuple[str, str], ModuleType] = {}

@@ -76,6 +76,7 @@ class StreamPump:
                     break
             mapping.iterators[shard_id] = iterator
         kept = [r for r in out if not self._keys_only_insert(mapping, r)]
+        mapping.stats["keys_only_dropped"] += len(out) - len(kept)
         mapping.stats["read"] += len(kept)
         passed = [r for r in kept if any_filter_matches(mapping.filters, r)]
         mapping.stats["filtered_out"] += len(kept) - len(passed)

@@ -44,6 +44,9 @@ class Scored:
     key: str
 
 
+_KEY_LABELS = {"title": "alert", "title+process": "alert with this process", "tactic": "tactic"}
+
+
 def context_keys(event: Event) -> list[str]:
     """Context keys from general to specific; each is scored, the rarest explains."""
     keys = [f"title|{event.source}|{event.title}"]
@@ -67,7 +70,7 @@ def score(event: Event, entity: EntityCounts, population: PopulationCounts) -> S
     p, key, c, n = best
     value = max(0, min(100, round(100 * (1 - p))))
     where = event.entity_id or "this entity"
-    what = key.split("|", 1)[0]
+    what = _KEY_LABELS[key.split("|", 1)[0]]
     if c == 0:
         seen = f"first time this {what} is seen on {where}"
     else:

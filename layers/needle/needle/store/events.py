@@ -29,7 +29,7 @@ class DynamoEventStore:
         existing = EventItem.get(item.entity_id, item.sk, attributes_to_get=["content_hash"])
         if existing.content_hash == item.content_hash:
             return WriteOutcome.UNCHANGED
-        existing.update(
+        item.update(
             actions=[
                 EventItem.updated_at.set(item.updated_at),
                 EventItem.status.set(item.status),

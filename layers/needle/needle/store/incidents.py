@@ -19,9 +19,12 @@ class DynamoIncidentStore:
         try:
             item = IncidentItem.get(f"incident#{match.incident_id}")
             body = dict(item.body)
-            body["event_uids"] = sorted(set(body.get("event_uids", [])) | set(uids))
+            known = set(body.get("event_uids", []))
+            if known >= set(uids):
+                return body  # a retried batch: this match is already merged
+            body["event_uids"] = sorted(known | set(uids))
             body["values"] = sorted(set(body.get("values", [])) | set(match.values))
-            body["last_seen"] = iso(match.events[-1].time)
+            body["last_seen"] = max(body.get("last_seen", ""), iso(match.events[-1].time))
             body["matches"] = int(body.get("matches", 1)) + 1
         except DoesNotExist:
             body = {
