@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from moto.awslambda.models import LambdaFunction
-
 from needle_local import lambda_hook
 
 pytestmark = pytest.mark.integration

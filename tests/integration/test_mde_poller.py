@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from needle.ingest.poller import poll
 from needle.sources.http import EntraClientCredentials
 from needle.sources.mde.client import SCOPE, MdeClient
@@ -18,6 +17,7 @@ from needle.store.events import DynamoEventStore
 from needle.store.quarantine import S3Quarantine
 from needle.store.state import DynamoCheckpoints
 from needle.store.tables import TableNames, bind
+
 from tests.conftest import SIM_CREDENTIALS, SimClock
 from tests.support import mde_alert, scan
 
@@ -56,7 +56,9 @@ class CrashingCheckpoints(DynamoCheckpoints):
 def _bind(aws: Any) -> None:
     p = aws.physical
     bind(
-        TableNames(p["EventsTable"], p["EntitiesTable"], p["ModelsTable"], p["IncidentsTable"], p["StateTable"]),
+        TableNames(
+            p["EventsTable"], p["EntitiesTable"], p["ModelsTable"], p["IncidentsTable"], p["StateTable"]
+        ),
         aws.region,
     )
 
@@ -78,7 +80,14 @@ def test_poller_killed_between_write_and_checkpoint_rereads_without_duplicates(
     feed = MdeFeed(MdeClient(tokens.http, mde.base_url, tokens))
     quarantine = S3Quarantine(aws.client("s3"), aws.physical["ReportsBucket"])
     with pytest.raises(Killed):
-        poll(feed, DynamoEventStore(), DynamoEntityResolver(), CrashingCheckpoints(), quarantine, datetime.now(UTC))
+        poll(
+            feed,
+            DynamoEventStore(),
+            DynamoEntityResolver(),
+            CrashingCheckpoints(),
+            quarantine,
+            datetime.now(UTC),
+        )
     assert len(scan(aws, "EventsTable")) == 5
     assert DynamoCheckpoints().load("mde") is None
     # WHEN the next scheduled tick runs the real poller
@@ -122,7 +131,8 @@ def test_malformed_record_is_quarantined_and_the_rest_of_the_page_stored(
     s3 = aws.client("s3")
     [obj] = s3.list_objects_v2(Bucket=aws.physical["ReportsBucket"], Prefix="quarantine/mde/")["Contents"]
     body = s3.get_object(Bucket=aws.physical["ReportsBucket"], Key=obj["Key"])["Body"].read().decode()
-    assert "missing or empty 'title'" in body and bad["id"] in body
+    assert "missing or empty 'title'" in body
+    assert bad["id"] in body
     assert [i["vendor_id"]["S"] for i in scan(aws, "EventsTable")] == [good["id"]]
 
 
@@ -154,4 +164,3 @@ def test_server_errors_are_retried(aws: Any, mde: Any, sim_clock: SimClock) -> N
 
 def _token_requests(mde: Any) -> int:
     return sum(count for key, count in mde.requests.items() if key.startswith("POST") and "token" in key)
-

@@ -9,7 +9,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 
@@ -81,11 +81,21 @@ class ModelItem(Model):
     last_update = UnicodeAttribute(null=True)
 
 
+class ByStatus(GlobalSecondaryIndex["IncidentItem"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "by_status"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    opened_at = UnicodeAttribute(range_key=True)
+
+
 class IncidentItem(Model):
     class Meta(_Unbound):
         pass
 
     pk = UnicodeAttribute(hash_key=True)
+    by_status = ByStatus()
     status = UnicodeAttribute()
     opened_at = UnicodeAttribute()
     body = JSONAttribute()
