@@ -1,32 +1,38 @@
 """Incremental polling of one source: fetch, normalize, resolve, store, then checkpoint.
 
-Invariant: the checkpoint moves only after every record at or before it is durably stored
-(or quarantined). A crash anywhere before `save` makes the next run re-read the same window;
-the idempotent sink turns those re-reads into no-ops, so nothing is lost or duplicated.
+Invariant: the checkpoint moves only past records that are durably stored (or quarantined).
+A crash anywhere before `save` makes the next run re-read from the previous checkpoint (less
+the overlap); the idempotent sink turns those re-reads into no-ops, so nothing is lost or
+duplicated.
+
+Runs are bounded: the poller stops at a page (ordered feeds) or window (unordered feeds)
+boundary once `time_left()` drops under the reserve, checkpoints, and the next tick goes on.
+Ordered feeds checkpoint after every page at the newest update time seen; unordered feeds are
+read in windows `since <= updated < since + window`, each read to its end before its upper
+bound becomes the checkpoint, and the live edge (within `overlap` of now) is read unbounded.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from needle.ingest.ports import (
-    AlertFeed,
-    CheckpointStore,
-    EntityResolver,
-    EventSink,
-    Quarantine,
-    WriteOutcome,
-)
+from needle.ingest.ports import AlertFeed, CheckpointStore, EntityResolver, EventSink, Quarantine, WriteOutcome
 from needle.model.event import MalformedRecordError
+
+OUTCOMES = ("created", "updated", "unchanged", "duplicate", "quarantined")
 
 
 @dataclass(frozen=True)
 class PollSettings:
     lookback: timedelta = timedelta(days=1)
     overlap: timedelta = timedelta(minutes=5)
+    window: timedelta = timedelta(hours=6)
+    reserve_seconds: float = 20.0
 
 
 @dataclass
@@ -35,6 +41,7 @@ class PollReport:
     since: datetime
     cursor: datetime | None = None
     pages: int = 0
+    complete: bool = True
     outcomes: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
@@ -43,7 +50,8 @@ class PollReport:
             "since": self.since.isoformat(),
             "cursor": self.cursor.isoformat() if self.cursor else None,
             "pages": self.pages,
-            **{k: self.outcomes[k] for k in ("created", "updated", "unchanged", "duplicate", "quarantined")},
+            "complete": self.complete,
+            **{k: self.outcomes[k] for k in OUTCOMES},
         }
 
 
@@ -55,56 +63,97 @@ def poll(
     quarantine: Quarantine,
     now: datetime,
     settings: PollSettings = PollSettings(),
+    time_left: Callable[[], float] = lambda: math.inf,
 ) -> PollReport:
-    """Run one incremental pass over `feed` and return what happened."""
+    """Run one bounded incremental pass over `feed` and return what happened."""
     previous = checkpoints.load(feed.source)
     since = previous - settings.overlap if previous else now - settings.lookback
-    report = PollReport(source=feed.source, since=since)
-    newest = previous
-    seen: set[tuple[str, datetime]] = set()
-    for page in feed.pages_since(since):
-        report.pages += 1
+    run = _Run(feed, sink, entities, checkpoints, quarantine, PollReport(feed.source, since), previous)
+    if feed.ordered:
+        run.ordered(since, settings, time_left)
+    else:
+        run.windowed(since, now, settings, time_left)
+    run.report.cursor = run.cursor
+    return run.report
+
+
+@dataclass
+class _Run:
+    feed: AlertFeed
+    sink: EventSink
+    entities: EntityResolver
+    checkpoints: CheckpointStore
+    quarantine: Quarantine
+    report: PollReport
+    cursor: datetime | None
+    seen: set[tuple[str, datetime]] = field(default_factory=set)
+
+    def ordered(self, since: datetime, settings: PollSettings, time_left: Callable[[], float]) -> None:
+        for page in self.feed.pages(since, None):
+            newest = self._ingest(page)
+            self._advance(newest)
+            if time_left() < settings.reserve_seconds:
+                self.report.complete = False
+                return
+
+    def windowed(
+        self, since: datetime, now: datetime, settings: PollSettings, time_left: Callable[[], float]
+    ) -> None:
+        start = since
+        while True:
+            end = start + settings.window
+            live = end >= now - settings.overlap
+            newest: datetime | None = None
+            for page in self.feed.pages(start, None if live else end):
+                found = self._ingest(page)
+                if found is not None and (newest is None or found > newest):
+                    newest = found
+            # A closed window is read to its end: its bound is a safe checkpoint. The live edge
+            # checkpoints at the newest vendor time seen, so vendor/our clock skew cannot skip.
+            self._advance(newest if live else end)
+            if live:
+                return
+            if time_left() < settings.reserve_seconds:
+                self.report.complete = False
+                return
+            start = end
+
+    def _advance(self, candidate: datetime | None) -> None:
+        if candidate is not None and (self.cursor is None or candidate > self.cursor):
+            self.checkpoints.save(self.feed.source, candidate)
+            self.cursor = candidate
+
+    def _ingest(self, page: Iterable[dict[str, Any]]) -> datetime | None:
+        self.report.pages += 1
+        newest: datetime | None = None
         for raw in page:
-            outcome, updated = _ingest_one(feed, sink, entities, quarantine, raw, seen)
-            report.outcomes[outcome] += 1
+            outcome, updated = self._ingest_one(raw)
+            self.report.outcomes[outcome] += 1
             if updated is not None and (newest is None or updated > newest):
                 newest = updated
-    if newest is not None and newest != previous:
-        checkpoints.save(feed.source, newest)
-    report.cursor = newest
-    return report
+        return newest
 
+    def _ingest_one(self, raw: dict[str, Any]) -> tuple[str, datetime | None]:
+        try:
+            event = self.feed.normalize(raw)
+        except MalformedRecordError as exc:
+            return self._quarantine(raw, str(exc))
+        except (TypeError, AttributeError, KeyError, ValueError) as exc:
+            # A shape the normalizer did not foresee must not stop the batch either.
+            return self._quarantine(raw, f"unexpected record shape ({type(exc).__name__})")
+        # Duplicated pages (or an alert moving between pages while we read) show the same
+        # version twice in one pass; storing it once is enough.
+        version = (event.vendor_id, event.updated_at)
+        if version in self.seen:
+            return "duplicate", event.updated_at
+        self.seen.add(version)
+        entity_id = self.entities.resolve(event.device, event.updated_at)
+        outcome: WriteOutcome = self.sink.store(replace(event, entity_id=entity_id))
+        return outcome.value, event.updated_at
 
-def _ingest_one(
-    feed: AlertFeed,
-    sink: EventSink,
-    entities: EntityResolver,
-    quarantine: Quarantine,
-    raw: dict[str, Any],
-    seen: set[tuple[str, datetime]],
-) -> tuple[str, datetime | None]:
-    try:
-        event = feed.normalize(raw)
-    except MalformedRecordError as exc:
-        quarantine.put(feed.source, str(exc), raw)
-        return "quarantined", _safe_cursor(feed, raw)
-    except (TypeError, AttributeError, KeyError, ValueError) as exc:
-        # A shape the normalizer did not foresee must not stop the batch either.
-        quarantine.put(feed.source, f"unexpected record shape ({type(exc).__name__})", raw)
-        return "quarantined", _safe_cursor(feed, raw)
-    # Duplicated pages (or an alert moving between pages while we read) show the same
-    # version twice in one pass; storing it once is enough.
-    version = (event.vendor_id, event.updated_at)
-    if version in seen:
-        return "duplicate", event.updated_at
-    seen.add(version)
-    entity_id = entities.resolve(event.device, event.updated_at)
-    outcome: WriteOutcome = sink.store(replace(event, entity_id=entity_id))
-    return outcome.value, event.updated_at
-
-
-def _safe_cursor(feed: AlertFeed, raw: dict[str, Any]) -> datetime | None:
-    try:
-        return feed.cursor_of(raw)
-    except (MalformedRecordError, KeyError, TypeError, ValueError, AttributeError):
-        return None
+    def _quarantine(self, raw: Any, reason: str) -> tuple[str, datetime | None]:
+        self.quarantine.put(self.feed.source, reason, raw)
+        try:
+            return "quarantined", self.feed.cursor_of(raw)
+        except (MalformedRecordError, KeyError, TypeError, ValueError, AttributeError):
+            return "quarantined", None

@@ -17,11 +17,17 @@ class WriteOutcome(Enum):
 
 
 class AlertFeed(Protocol):
-    """One vendor API seen as pages of raw alerts updated since a time."""
+    """One vendor API seen as pages of raw alerts by vendor update time.
+
+    `ordered` feeds return pages in ascending update time (the poller may checkpoint after any
+    page); unordered feeds are read in bounded windows `since <= updated < until` instead.
+    `until` is None for the live edge, and ordered feeds are always called with None.
+    """
 
     source: str
+    ordered: bool
 
-    def pages_since(self, since: datetime) -> Iterator[list[dict[str, Any]]]: ...
+    def pages(self, since: datetime, until: datetime | None) -> Iterator[list[dict[str, Any]]]: ...
 
     def cursor_of(self, raw: dict[str, Any]) -> datetime: ...
 

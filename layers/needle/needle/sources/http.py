@@ -97,6 +97,9 @@ def retry_after_seconds(response: httpx.Response, now: Callable[[], datetime]) -
         return None
 
 
+RetrySignal = Callable[[httpx.Response, Callable[[], datetime]], float | None]
+
+
 def send(
     http: httpx.Client,
     request: Callable[[str], httpx.Request],
@@ -105,10 +108,11 @@ def send(
     policy: RetryPolicy = RetryPolicy(),
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    retry_signal: RetrySignal = retry_after_seconds,
 ) -> httpx.Response:
-    """Send a bearer-authenticated request, refreshing the token once on 401 and retrying
-    429/5xx/transport errors with exponential backoff and full jitter; a vendor's Retry-After
-    overrides the backoff.
+    """Send an authenticated request (`request(token)` builds it), refreshing the token once on
+    401 and retrying 429/5xx/transport errors with exponential backoff and full jitter. The wait
+    the vendor asks for (`retry_signal`, by default the Retry-After header) overrides the backoff.
     """
     refreshed = False
     for attempt in range(1, policy.attempts + 1):
@@ -128,7 +132,7 @@ def send(
         if response.status_code == 429 or response.status_code >= 500:
             if attempt == policy.attempts:
                 break
-            wait = retry_after_seconds(response, now)
+            wait = retry_signal(response, now)
             sleep(min(policy.max_delay * 4, wait) if wait is not None else _backoff(policy, attempt))
             continue
         if response.status_code >= 400:

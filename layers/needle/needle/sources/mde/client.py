@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -26,14 +26,17 @@ class MdeClient:
     sleep: Callable[[float], None] | None = None
     requests_made: int = 0
 
-    def alerts_updated_since(self, since: datetime) -> Iterator[list[dict[str, Any]]]:
-        """Pages of alerts with `lastUpdateTime ge since`, evidence expanded.
+    def alerts_updated(self, since: datetime, until: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Pages of alerts with `since <= lastUpdateTime < until`, evidence expanded.
 
-        The API documents no ordering, so pages are read to the end and the caller takes the
-        max `lastUpdateTime` as its next cursor. `@odata.nextLink` is followed when present.
+        The API documents no ordering, so a window is read to its end before the caller may
+        checkpoint. `@odata.nextLink` is followed when present, else `$skip` advances.
         """
+        condition = f"lastUpdateTime ge {_odata_time(since)}"
+        if until is not None:
+            condition += f" and lastUpdateTime lt {_odata_time(until)}"
         params: dict[str, str | int] = {
-            "$filter": f"lastUpdateTime ge {since.strftime('%Y-%m-%dT%H:%M:%S.%f')}Z",
+            "$filter": condition,
             "$top": self.page_size,
             "$expand": "evidence",
         }
@@ -69,6 +72,10 @@ class MdeClient:
         if self.sleep is None:
             return send(self.http, build, self.tokens, policy=self.policy)
         return send(self.http, build, self.tokens, policy=self.policy, sleep=self.sleep)
+
+
+def _odata_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
 
 
 def cursor_of(alert: dict[str, Any]) -> datetime:

@@ -16,9 +16,10 @@ from needle.sources.mde.client import MdeClient, cursor_of
 class MdeFeed:
     client: MdeClient
     source: str = "mde"
+    ordered: bool = False  # /api/alerts documents no $orderby
 
-    def pages_since(self, since: datetime) -> Iterator[list[dict[str, Any]]]:
-        return self.client.alerts_updated_since(since)
+    def pages(self, since: datetime, until: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        return self.client.alerts_updated(since, until)
 
     def cursor_of(self, raw: dict[str, Any]) -> datetime:
         return cursor_of(raw)
