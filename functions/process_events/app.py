@@ -30,6 +30,7 @@ core = EventProcessor(
         boto3.client("stepfunctions", region_name=region()), required("STATE_MACHINE_ARN")
     ),
     rules=load_rules(),
+    trigger=required("INVESTIGATION_TRIGGER"),
 )
 
 

@@ -144,10 +144,18 @@ def reset() -> None:
 
 @contextmanager
 def _environment(env: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
+    """Set the function's variables for the call, then put back exactly what was there.
+
+    Only the keys the function sets are touched: other threads (Step Functions executions, the
+    moto server) read os.environ concurrently and must never see it emptied midway.
+    """
+    saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

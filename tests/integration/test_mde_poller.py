@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from needle.ingest.poller import poll
+from needle.ingest.poller import PollSettings, poll
 from needle.sources.http import EntraClientCredentials
 from needle.sources.mde.client import SCOPE, MdeClient
 from needle.sources.mde.feed import MdeFeed
@@ -79,6 +79,8 @@ def test_poller_killed_between_write_and_checkpoint_rereads_without_duplicates(
     )
     feed = MdeFeed(MdeClient(tokens.http, mde.base_url, tokens))
     quarantine = S3Quarantine(aws.client("s3"), aws.physical["ReportsBucket"])
+    # one window, so the only checkpoint comes after the writes
+    one_window = PollSettings(lookback=timedelta(days=1), window=timedelta(days=2))
     with pytest.raises(Killed):
         poll(
             feed,
@@ -87,6 +89,7 @@ def test_poller_killed_between_write_and_checkpoint_rereads_without_duplicates(
             CrashingCheckpoints(),
             quarantine,
             datetime.now(UTC),
+            one_window,
         )
     assert len(scan(aws, "EventsTable")) == 5
     assert DynamoCheckpoints().load("mde") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 import ssl
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -683,3 +684,82 @@ def test_skeleton_scenario_served_by_the_simulator(
     clock.now = START + timedelta(hours=1)
     served = http.get("/api/alerts", params={"$expand": "evidence"}, headers=auth).json()["value"]
     assert sorted(served, key=lambda a: a["id"]) == sorted((i.alert for i in scenario), key=lambda a: a["id"])
+
+
+# -- raw records and the shared fault knobs (simulator base) ----------------------------------
+
+
+def test_add_raw_serves_a_malformed_record_under_its_sort_time(
+    sim: MdeSimulator, clock: Clock, http: httpx.Client, auth: dict[str, str]
+) -> None:
+    # GIVEN two alerts and a record with no usable time, filed at a time between them
+    sim.add_alert(make_alert("a0", START))
+    sim.add_alert(make_alert("a2", START + timedelta(minutes=2)))
+    broken = {"id": "a1", "lastUpdateTime": "not a time", "evidence": {"entityType": "Process"}}
+    sim.add_raw(broken, visible_at=clock.now, sort_time=START + timedelta(minutes=1))
+    sim.add_raw(["late"], visible_at=clock.now + timedelta(hours=1), sort_time=START)
+    broken["title"] = "changed after add_raw"
+    # WHEN listings are filtered around it
+    after = {"$filter": f"lastUpdateTime ge {mde_timestamp(START + timedelta(seconds=30))}"}
+    before = {"$filter": f"lastUpdateTime lt {mde_timestamp(START + timedelta(seconds=30))}"}
+    # THEN it is served as given (evidence untouched even without $expand), in id order
+    rows = http.get("/api/alerts", params=after, headers=auth).json()["value"]
+    assert rows == [
+        {"id": "a1", "lastUpdateTime": "not a time", "evidence": {"entityType": "Process"}},
+        rows[1],
+    ]
+    assert rows[1]["id"] == "a2"
+    assert list_ids(http, auth, **before) == ["a0"]
+    # AND only once visible
+    clock.now += timedelta(hours=1)
+    assert ["late"] in http.get("/api/alerts", headers=auth).json()["value"]
+
+
+def test_latency_delays_every_call(sim: MdeSimulator, http: httpx.Client, auth: dict[str, str]) -> None:
+    sim.faults.latency_seconds = 0.15
+
+    started = time.monotonic()
+    assert http.get("/api/alerts", headers=auth).status_code == 200
+
+    assert time.monotonic() - started >= 0.15
+
+
+def test_tokens_expire_after_n_calls_in_the_middle_of_paging(
+    sim: MdeSimulator, http: httpx.Client, auth: dict[str, str]
+) -> None:
+    # GIVEN five alerts paged two at a time, and tokens that die after two more API calls
+    for n in range(5):
+        sim.add_alert(make_alert(f"a{n}", START + timedelta(seconds=n)))
+    sim.faults.expire_tokens_after(2)
+    # WHEN the pages are read with one token
+    first = http.get("/api/alerts", params={"$top": 2, "$skip": 0}, headers=auth)
+    second = http.get("/api/alerts", params={"$top": 2, "$skip": 2}, headers=auth)
+    third = http.get("/api/alerts", params={"$top": 2, "$skip": 4}, headers=auth)
+    # THEN the third page is refused, and a fresh grant finishes the read
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert_mde_error(third, 401, "Unauthorized")
+    fresh = {"Authorization": f"Bearer {grant(http).json()['access_token']}"}
+    assert list_ids(http, fresh, **{"$top": 2, "$skip": 4}) == ["a4"]
+
+
+def test_duplicated_and_shuffled_pages(sim: MdeSimulator, http: httpx.Client, auth: dict[str, str]) -> None:
+    for n in range(8):
+        sim.add_alert(make_alert(f"a{n}", START + timedelta(seconds=n)))
+    sim.faults.duplicate_page_probability = 1.0
+    sim.faults.shuffle_pages = True
+
+    first = list_ids(http, auth, **{"$top": 4, "$skip": 0})
+    second = list_ids(http, auth, **{"$top": 4, "$skip": 4})
+
+    assert sorted(first) == ["a0", "a1", "a2", "a3"]
+    # The second page repeats the tail of the first page.
+    assert sorted(second) == ["a3", "a4", "a5", "a6", "a7"]
+
+
+def test_page_faults_are_off_by_default(sim: MdeSimulator, http: httpx.Client, auth: dict[str, str]) -> None:
+    for n in range(8):
+        sim.add_alert(make_alert(f"a{n}", START + timedelta(seconds=n)))
+
+    pages = [list_ids(http, auth, **{"$top": 4, "$skip": skip}) for skip in (0, 4)]
+
+    assert pages == [["a0", "a1", "a2", "a3"], ["a4", "a5", "a6", "a7"]]

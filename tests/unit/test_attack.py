@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from needle.model.attack import TACTICS, is_technique_id, tactic, tactic_order
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-
 from needle.model.event import (
     RAW_LIMIT_BYTES,
     DeviceHints,
@@ -84,7 +83,16 @@ def test_parse_time_treats_a_naive_timestamp_as_utc() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [None, "", "yesterday", "2025-13-01T00:00:00Z", "2025-05-12T25:00:00Z", "12/05/2025 14:03", 1747058631, {}],
+    [
+        None,
+        "",
+        "yesterday",
+        "2025-13-01T00:00:00Z",
+        "2025-05-12T25:00:00Z",
+        "12/05/2025 14:03",
+        1747058631,
+        {},
+    ],
 )
 def test_parse_time_rejects_garbage_as_malformed_record(value: Any) -> None:
     with pytest.raises(MalformedRecordError):

@@ -7,17 +7,16 @@ through the ports below, so this module is the domain path measured by the bench
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from needle.model.event import Event, iso
 from needle.rules.engine import Match, Rule, evaluate
+from needle.rules.history import recall, remember
 from needle.scoring.rarity import EntityCounts, PopulationCounts, Scored, context_keys, learn, score, unlearn
 
 
-class Timeline(Protocol):
-    def timeline(self, entity_id: str, start: datetime, end: datetime, limit: int = 500) -> list[Event]: ...
-
+class ScoreSink(Protocol):
     def set_score(self, event: Event, score: int, explanation: str, incident_ids: list[str]) -> None: ...
 
 
@@ -36,7 +35,12 @@ class Incidents(Protocol):
 
 
 class InvestigationStarter(Protocol):
-    def start(self, event: Event) -> str: ...
+    def start(self, event: Event, name: str | None = None) -> str: ...
+
+
+# When an investigation starts: the product promise is every EDR alert; a team (or a replay of
+# 50,000 alerts on a laptop) may investigate only alerts that open an incident, or none.
+TRIGGERS = ("every-edr-alert", "incidents", "none")
 
 
 @dataclass(frozen=True)
@@ -49,47 +53,57 @@ class Outcome:
 
 @dataclass
 class EventProcessor:
-    events: Timeline
+    events: ScoreSink
     models: ModelStore
     incidents: Incidents
     investigations: InvestigationStarter
     rules: list[Rule]
-    investigate_kinds: tuple[str, ...] = ("edr_alert",)
+    trigger: str = "every-edr-alert"
+
+    def __post_init__(self) -> None:
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"investigation trigger {self.trigger!r} is not one of {TRIGGERS}")
 
     def process(self, event: Event) -> Outcome:
-        scored = self._score(event)
-        matches = self._correlate(event)
-        incident_ids = tuple(self.incidents.open_or_merge(m)["id"] for m in matches)
-        self.events.set_score(event, scored.score, scored.explanation, list(incident_ids))
+        state = self.models.load(event.entity_id)
+        scored = self._score(event, state)
+        history = recall(state.history, event.entity_id, exclude=event)
+        incidents = [self.incidents.open_or_merge(m) for m in self._correlate(event, history)]
+        incident_ids = tuple(i["id"] for i in incidents)
         done = replace(event, score=scored.score, explanation=scored.explanation, incident_ids=incident_ids)
-        investigation = self.investigations.start(done) if event.kind in self.investigate_kinds else None
+        state.history = remember(state.history, done, self._span)
+        self.models.save(event.entity_id, state)
+        self.events.set_score(event, scored.score, scored.explanation, list(incident_ids))
+        investigation = None
+        if self.trigger == "every-edr-alert" and event.kind == "edr_alert":
+            investigation = self.investigations.start(done)
+        elif self.trigger == "incidents":
+            # The alert that opens an incident is investigated once, named after the incident.
+            for incident in incidents:
+                if incident.get("matches") == 1:
+                    investigation = self.investigations.start(done, name=f"inv-{incident['id']}")
         return Outcome(event=done, scored=scored, incident_ids=incident_ids, investigation=investigation)
 
-    def _score(self, event: Event) -> Scored:
-        counts = self.models.load(event.entity_id)
-        if event.uid in counts.recent:
+    @property
+    def _span(self) -> timedelta:
+        return max((r.timespan for r in self.rules), default=timedelta(hours=24))
+
+    def _score(self, event: Event, state: EntityCounts) -> Scored:
+        if event.uid in state.recent:
             # A retried batch: this event is already counted. Take it out to score it as it was
             # first scored, then count it again; the population is not touched twice.
-            unlearn(event, counts)
-            population = self.models.population(context_keys(event))
-            scored = score(event, counts, population)
-            learn(event, counts)
+            unlearn(event, state)
+            scored = score(event, state, self.models.population(context_keys(event)))
+            learn(event, state)
             return scored
-        population = self.models.population(context_keys(event))
-        scored = score(event, counts, population)
-        new_entity = counts.total == 0
-        fresh = learn(event, counts)
-        self.models.save(event.entity_id, counts)
+        scored = score(event, state, self.models.population(context_keys(event)))
+        new_entity = state.total == 0
+        fresh = learn(event, state)
         self.models.add_to_population(event.entity_id, fresh, new_entity)
         return scored
 
-    def _correlate(self, event: Event) -> list[Match]:
-        if not self.rules:
-            return []
-        span = max(r.timespan for r in self.rules)
-        history = self.events.timeline(event.entity_id, event.time - span, event.time + timedelta(seconds=1))
-        found = [m for m in (evaluate(rule, event, history) for rule in self.rules) if m is not None]
-        return found
+    def _correlate(self, event: Event, history: list[Event]) -> list[Match]:
+        return [m for m in (evaluate(rule, event, history) for rule in self.rules) if m is not None]
 
 
 def summary(event: Event) -> dict[str, Any]:

@@ -68,7 +68,7 @@ def poll(
     """Run one bounded incremental pass over `feed` and return what happened."""
     previous = checkpoints.load(feed.source)
     since = previous - settings.overlap if previous else now - settings.lookback
-    run = _Run(feed, sink, entities, checkpoints, quarantine, PollReport(feed.source, since), previous)
+    run = _Run(feed, sink, entities, checkpoints, quarantine, PollReport(feed.source, since), previous, now)
     if feed.ordered:
         run.ordered(since, settings, time_left)
     else:
@@ -86,6 +86,7 @@ class _Run:
     quarantine: Quarantine
     report: PollReport
     cursor: datetime | None
+    now: datetime
     seen: set[tuple[str, datetime]] = field(default_factory=set)
 
     def ordered(self, since: datetime, settings: PollSettings, time_left: Callable[[], float]) -> None:
@@ -119,6 +120,10 @@ class _Run:
             start = end
 
     def _advance(self, candidate: datetime | None) -> None:
+        # Never past our own clock: one record stamped in 2099 must not make every later run
+        # look only for alerts updated after 2099.
+        if candidate is not None:
+            candidate = min(candidate, self.now)
         if candidate is not None and (self.cursor is None or candidate > self.cursor):
             self.checkpoints.save(self.feed.source, candidate)
             self.cursor = candidate
@@ -147,7 +152,10 @@ class _Run:
         if version in self.seen:
             return "duplicate", event.updated_at
         self.seen.add(version)
-        entity_id = self.entities.resolve(event.device, event.updated_at)
+        try:
+            entity_id = self.entities.resolve(event.device, event.updated_at)
+        except ValueError as exc:
+            return self._quarantine(raw, f"no entity: {exc}")
         outcome: WriteOutcome = self.sink.store(replace(event, entity_id=entity_id))
         return outcome.value, event.updated_at
 

@@ -24,8 +24,8 @@ class StepFunctionsStarter:
         self._sfn = sfn
         self._arn = state_machine_arn
 
-    def start(self, event: Event) -> str:
-        name = investigation_id(event)
+    def start(self, event: Event, name: str | None = None) -> str:
+        name = name or investigation_id(event)
         payload = json.dumps({"investigation_id": name, "event": summary(event)})
         # A retried batch finds the investigation already running or done.
         with contextlib.suppress(self._sfn.exceptions.ExecutionAlreadyExists):

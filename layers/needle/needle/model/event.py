@@ -55,7 +55,9 @@ class Event:
     process: str | None
     console_url: str | None
     finding: dict[str, Any]
-    raw: bytes = b""
+    # The vendor payload as received; packed (gzip, size-bounded) only when stored, so
+    # normalizing stays a mapping and never pays for compression. Not read back from storage.
+    raw: dict[str, Any] | None = None
     entity_id: str = ""
     score: int | None = None
     explanation: str | None = None
@@ -82,7 +84,8 @@ class Event:
 
 def iso(moment: datetime) -> str:
     """Fixed-width UTC ISO-8601 with milliseconds, so string order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-" + utc.strftime("%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def parse_time(value: Any) -> datetime:
@@ -99,11 +102,11 @@ def parse_time(value: Any) -> datetime:
         text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:  # year 1 with a positive offset overflows
         raise MalformedRecordError(f"unparseable timestamp {value[:40]!r}") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def pack_raw(payload: dict[str, Any]) -> bytes:

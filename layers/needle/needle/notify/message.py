@@ -8,8 +8,10 @@ from typing import Any
 def subject(state: dict[str, Any]) -> str:
     alert = state["event"]
     text = f"[Needle] {state['conclusion']['verdict'].upper()}: {alert['title']} on {alert['entity_id']}"
-    # SNS subjects: ASCII-ish, no newlines, at most 100 characters.
-    return " ".join(text.split())[:100]
+    # SNS subjects must be under 100 characters, without line breaks or control characters;
+    # titles come from the vendor (attacker-influenced), so anything unprintable goes.
+    printable = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(printable.split())[:99]
 
 
 def body(state: dict[str, Any], report_link: str) -> str:

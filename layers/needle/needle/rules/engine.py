@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from needle.model.attack import tactic
 from needle.model.event import Event
 
 _SPAN = re.compile(r"^(\d+)([smhd])$")
@@ -64,6 +65,11 @@ def parse_rule(doc: dict[str, Any], origin: str = "<rule>") -> Rule:
         field = doc.get("field")
         if rule_type == "value_count" and not field:
             raise RuleError(f"{origin}: value_count needs `field`")
+        condition = doc["condition"]
+        if not isinstance(condition, dict) or not isinstance(condition.get("gte"), int) or condition["gte"] < 1:
+            raise RuleError(f"{origin}: condition must be like {{gte: 3}} with a whole number >= 1")
+        if int(span.group(1)) < 1:
+            raise RuleError(f"{origin}: timespan must be at least 1{span.group(2)}")
         return Rule(
             id=str(doc["id"]),
             title=str(doc["title"]),
@@ -72,7 +78,7 @@ def parse_rule(doc: dict[str, Any], origin: str = "<rule>") -> Rule:
             match=dict(doc.get("match") or {}),
             field=str(field) if field else None,
             timespan=timedelta(**{_UNITS[span.group(2)]: int(span.group(1))}),
-            gte=int(doc["condition"]["gte"]),
+            gte=condition["gte"],
             attack=tuple(doc.get("attack") or ()),
             runbook=str(doc.get("runbook", "")),
             tests=dict(doc.get("tests") or {}),
@@ -137,6 +143,10 @@ def incident_id(rule: Rule, entity_id: str, moment: datetime) -> str:
 
 
 def _values(event: Event, field: str) -> list[str]:
+    if field == "tactics":
+        # Vendors name one tactic many ways ("CredentialAccess", "Credential Access", "TA0006")
+        # and put non-ATT&CK categories ("Malware") in the same field: count ATT&CK ids only.
+        return sorted({t[0] for t in (tactic(label) for label in event.tactics) if t})
     value = getattr(event, field, None)
     if value is None:
         return []

@@ -15,6 +15,7 @@ person can check them. (The decayed, calibrated model replaces this in its own i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from needle.model.event import Event
 
@@ -28,6 +29,8 @@ class EntityCounts:
     counts: dict[str, float] = field(default_factory=dict)
     total: float = 0.0
     recent: list[str] = field(default_factory=list)
+    # The entity's recent events for correlation (needle.rules.history), stored in the same item.
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def learn(event: Event, entity: EntityCounts, recent_limit: int = 50) -> list[st
             fresh.append(key)
         entity.counts[key] = entity.counts.get(key, 0.0) + 1.0
     entity.total += 1.0
-    entity.recent = [*entity.recent[-(recent_limit - 1) :], event.uid]
+    entity.recent = [*entity.recent, event.uid][-recent_limit:]
     return fresh
 
 

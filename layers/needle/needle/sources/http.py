@@ -153,8 +153,11 @@ def _describe(response: httpx.Response) -> str:
     try:
         body = response.json()
         error = body.get("error") if isinstance(body, dict) else None
-        if isinstance(error, dict):
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(error, dict):  # Microsoft: {"error": {"code": ...}}
             code = str(error.get("code", ""))[:64]
+        elif isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            code = str(errors[0].get("code", ""))[:64]  # CrowdStrike, SentinelOne: {"errors": [...]}
     except ValueError:
         pass
     return f"HTTP {response.status_code} {code}".strip()

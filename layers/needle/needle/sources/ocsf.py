@@ -87,11 +87,50 @@ def detection_finding(
     return pruned
 
 
+# Findings are stored in one DynamoDB item (400 KB) beside the raw payload, and every string in
+# them is attacker-influenced (command lines, file names): each is cut at this many characters.
+MAX_FIELD_CHARS = 8192
+
+
 def prune(value: Any) -> Any:
-    """Drop None and empty containers, recursively, so findings stay small and readable."""
-    if isinstance(value, dict):
-        pruned = {k: prune(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if v not in (None, {}, [])}
-    if isinstance(value, list):
-        return [p for p in (prune(v) for v in value) if p not in (None, {}, [])]
+    """Drop None and empty containers and cut long strings, recursively, so findings stay bounded.
+
+    Normalizers call this once per alert on the whole finding: it is their hottest code, so it
+    dispatches on exact types and recurses only into containers.
+    """
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if item is None:
+                continue
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                item = prune(item)
+                if not item:
+                    continue
+            elif item_kind is str and len(item) > MAX_FIELD_CHARS:
+                item = _cut(item)
+            out[key] = item
+        return out
+    if kind is list:
+        items = []
+        for item in value:
+            if item is None:
+                continue
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                item = prune(item)
+                if not item:
+                    continue
+            elif item_kind is str and len(item) > MAX_FIELD_CHARS:
+                item = _cut(item)
+            items.append(item)
+        return items
+    if kind is str and len(value) > MAX_FIELD_CHARS:
+        return _cut(value)
     return value
+
+
+def _cut(text: str) -> str:
+    return text[:MAX_FIELD_CHARS] + f"…[{len(text) - MAX_FIELD_CHARS} more characters]"

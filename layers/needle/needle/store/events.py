@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -10,7 +9,7 @@ from typing import Any
 from pynamodb.exceptions import PutError
 
 from needle.ingest.ports import WriteOutcome
-from needle.model.event import DeviceHints, Event, Kind, iso, parse_time
+from needle.model.event import DeviceHints, Event, Kind, iso, pack_raw, parse_time
 from needle.store.items import EventItem
 
 
@@ -48,13 +47,23 @@ class DynamoEventStore:
         return [from_item(i) for i in EventItem.query(entity_id, range_key_condition=condition, limit=limit)]
 
     def set_score(self, event: Event, score: int, explanation: str, incident_ids: list[str]) -> None:
-        EventItem(event.entity_id, event.sort_key).update(
+        # Low-level call: Model.update() asks for ALL_NEW, i.e. the whole item back, per event.
+        EventItem._get_connection().update_item(
+            event.entity_id,
+            event.sort_key,
             actions=[
                 EventItem.score.set(score),
                 EventItem.explanation.set(explanation),
                 EventItem.incident_ids.set(incident_ids),
-            ]
+            ],
+            return_values="NONE",
         )
+
+
+# Everything but the raw payload and the full finding: timelines are read per event.
+TIMELINE_ATTRIBUTES = [
+    name for name in EventItem.get_attributes() if name not in ("raw", "finding", "content_hash")
+]
 
 
 def _is_conditional_failure(exc: PutError) -> bool:
@@ -84,7 +93,7 @@ def to_item(event: Event) -> EventItem:
         process=event.process,
         console_url=event.console_url,
         finding=event.finding,
-        raw=event.raw or None,
+        raw=pack_raw(event.raw) if event.raw is not None else None,
         content_hash=event.content_hash(),
         score=event.score,
         explanation=event.explanation,
@@ -109,8 +118,7 @@ def from_item(item: EventItem) -> Event:
         user=item.user,
         process=item.process,
         console_url=item.console_url,
-        finding=item.finding if isinstance(item.finding, dict) else json.loads(item.finding or "{}"),
-        raw=item.raw or b"",
+        finding=item.finding if isinstance(item.finding, dict) else {},
         entity_id=item.entity_id,
         score=None if item.score is None else int(item.score),
         explanation=item.explanation,

@@ -76,6 +76,7 @@ class ModelItem(Model):
     sk = UnicodeAttribute(range_key=True)
     counts = JSONAttribute(default=dict)  # context key -> count; bounded by the keys an entity shows
     recent = ListAttribute[str](default=list)
+    history = JSONAttribute(default=list)  # compact recent events (needle.rules.history)
     total = NumberAttribute(default=0)
     entities = NumberAttribute(default=0)
     last_update = UnicodeAttribute(null=True)

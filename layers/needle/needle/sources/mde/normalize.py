@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from needle.model.event import DeviceHints, Event, MalformedRecordError, pack_raw, parse_time
+from needle.model.event import DeviceHints, Event, MalformedRecordError, parse_time
 from needle.sources.ocsf import detection_finding
 
 CONSOLE = "https://security.microsoft.com/alerts/"
@@ -87,7 +87,7 @@ def normalize(alert: dict[str, Any]) -> Event:
         process=(process_row or {}).get("fileName") or None,
         console_url=console_url,
         finding=finding,
-        raw=pack_raw(alert),
+        raw=alert,
     )
 
 
