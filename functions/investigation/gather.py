@@ -6,6 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from needle.config import bind_tables
 from needle.investigate.gather import gather
 from needle.store.events import DynamoEventStore

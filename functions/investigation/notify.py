@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from needle.config import region, required
 from needle.notify.message import attributes, body, subject
 

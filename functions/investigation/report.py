@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from needle.config import bind_tables, region, required
 from needle.investigate.report import as_html, as_json, report_key
 from needle.model.event import parse_time

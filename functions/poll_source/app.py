@@ -1,7 +1,8 @@
-"""PollSource: one incremental poll of the EDR named in the schedule's input ({"source": "mde"})."""
+"""PollSource: one bounded incremental poll of the EDR named in the schedule's input ({"source": "mde"})."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,13 +12,11 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from needle.config import bind_tables, region, required
 from needle.ingest.poller import PollSettings, poll
 from needle.ingest.ports import AlertFeed
-from needle.sources.http import EntraClientCredentials
-from needle.sources.mde.client import SCOPE as MDE_SCOPE
-from needle.sources.mde.client import MdeClient
-from needle.sources.mde.feed import MdeFeed
+from needle.sources.factory import SOURCES, Endpoints, build_feed
 from needle.store.entities import DynamoEntityResolver
 from needle.store.events import DynamoEventStore
 from needle.store.quarantine import S3Quarantine
@@ -34,23 +33,22 @@ SETTINGS = PollSettings(
 )
 _http = httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0))
 _quarantine = S3Quarantine(boto3.client("s3", region_name=region()), required("REPORTS_BUCKET"))
-_feeds: dict[str, AlertFeed] = {}  # lives with the container, so tokens are reused while warm
+_resolver = DynamoEntityResolver()
+# Feeds live with the container: tokens and alias caches are reused while it is warm.
+_feeds: dict[str, AlertFeed] = {}
 
 
 def _feed(source: str) -> AlertFeed:
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}")
     if source not in _feeds:
-        if source != "mde":
-            raise ValueError(f"unknown source {source!r}")
-        secret: Any = parameters.get_secret(required("MDE_SECRET_ARN"), transform="json", max_age=300)
-        tokens = EntraClientCredentials(
-            http=_http,
-            login_base_url=required("MDE_LOGIN_BASE_URL"),
-            tenant_id=secret["tenant_id"],
-            client_id=secret["client_id"],
-            client_secret=secret["client_secret"],
-            scope=MDE_SCOPE,
+        prefix = source.upper()
+        secret: Any = parameters.get_secret(required(f"{prefix}_SECRET_ARN"), transform="json", max_age=300)
+        endpoints = Endpoints(
+            api_base_url=required(f"{prefix}_API_BASE_URL"),
+            login_base_url=os.environ.get(f"{prefix}_LOGIN_BASE_URL") or None,
         )
-        _feeds[source] = MdeFeed(MdeClient(_http, required("MDE_API_BASE_URL"), tokens))
+        _feeds[source] = build_feed(source, secret, endpoints, _http)
     return _feeds[source]
 
 
@@ -62,13 +60,15 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = poll(
         _feed(source),
         DynamoEventStore(),
-        DynamoEntityResolver(),
+        _resolver,
         DynamoCheckpoints(),
         _quarantine,
         now=datetime.now(UTC),
         settings=SETTINGS,
+        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )
     summary = report.as_dict()
+    metrics.add_dimension(name="source", value=source)
     for outcome in ("created", "updated", "quarantined"):
         metrics.add_metric(
             name=f"Alerts{outcome.capitalize()}", unit=MetricUnit.Count, value=summary[outcome]

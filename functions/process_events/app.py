@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from needle.config import bind_tables, region, required
 from needle.investigate.starter import StepFunctionsStarter
 from needle.process_events import EventProcessor
@@ -22,9 +23,10 @@ tracer = Tracer()
 
 bind_tables()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+models = DynamoModelStore()
 core = EventProcessor(
     events=DynamoEventStore(),
-    models=DynamoModelStore(),
+    models=models,
     incidents=DynamoIncidentStore(),
     investigations=StepFunctionsStarter(
         boto3.client("stepfunctions", region_name=region()), required("STATE_MACHINE_ARN")
@@ -53,6 +55,12 @@ def record_handler(record: DynamoDBRecord) -> None:
 @logger.inject_lambda_context(log_event=False)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    return process_partial_response(
+    # Entity state is read once for the batch and written once after it: the records of one
+    # entity arrive in order on one shard, so nothing else writes it meanwhile. A record that
+    # fails is retried by Lambda; its state is idempotent through the entity's recent uids.
+    models.begin_batch([r["dynamodb"]["Keys"]["entity_id"]["S"] for r in event.get("Records", [])])
+    response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )
+    models.end_batch()
+    return response

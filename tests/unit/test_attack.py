@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from needle.model.attack import TACTICS, is_technique_id, tactic, tactic_order
 
 pytestmark = pytest.mark.unit

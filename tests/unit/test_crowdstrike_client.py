@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+
 from needle.sources.crowdstrike.client import (
     CrowdStrikeClient,
     FalconTokens,

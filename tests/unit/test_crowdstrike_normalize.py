@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from needle.model.event import DeviceHints, MalformedRecordError, unpack_raw
+
+from needle.model.event import DeviceHints, MalformedRecordError, pack_raw, unpack_raw
 from needle.sources.crowdstrike.normalize import normalize, severity_of
 
 pytestmark = pytest.mark.unit
@@ -156,7 +158,13 @@ def test_process_evidence_keeps_command_line_hashes_and_parent(epp: dict[str, An
 
 
 def test_raw_payload_is_kept(epp: dict[str, Any]) -> None:
-    assert json.loads(unpack_raw(normalize(epp).raw)) == epp
+    sent = copy.deepcopy(epp)
+
+    event = normalize(epp)
+
+    # THEN the event carries the vendor payload as received, and it packs for storage without loss
+    assert event.raw == sent
+    assert json.loads(unpack_raw(pack_raw(event.raw))) == sent
 
 
 # --- an identity (idp) alert without a device -----------------------------------------------

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+
 from needle.model.event import (
     RAW_LIMIT_BYTES,
     DeviceHints,
@@ -99,15 +100,14 @@ def test_parse_time_rejects_garbage_as_malformed_record(value: Any) -> None:
         parse_time(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="library bug: an out-of-range instant raises OverflowError, not MalformedRecordError",
-)
 @pytest.mark.parametrize("value", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
 def test_parse_time_rejects_out_of_range_instant_as_malformed_record(value: str) -> None:
-    with pytest.raises(MalformedRecordError):
+    # GIVEN an instant that is valid where it was written but falls outside datetime's range in UTC
+    # WHEN it is parsed
+    # THEN it is a malformed record (quarantined), not a stray OverflowError
+    with pytest.raises(MalformedRecordError, match="unparseable timestamp") as caught:
         parse_time(value)
+    assert isinstance(caught.value.__cause__, OverflowError)
 
 
 # --- iso ------------------------------------------------------------------------------------
@@ -138,12 +138,13 @@ def test_iso_string_order_is_time_order() -> None:
     assert sorted(rendered) == [iso(m) for m in sorted(moments)]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="library bug: years < 1000 render unpadded (%Y), breaking the fixed width"
-)
 def test_iso_stays_fixed_width_for_the_dotnet_minimum_date() -> None:
     # .NET serializes DateTime.MinValue as 0001-01-01T00:00:00Z, and parse_time accepts it
-    assert len(iso(parse_time("0001-01-01T00:00:00Z"))) == len("2025-05-12T14:00:00.000Z")
+    rendered = iso(parse_time("0001-01-01T00:00:00Z"))
+
+    assert rendered == "0001-01-01T00:00:00.000Z"
+    assert len(rendered) == len("2025-05-12T14:00:00.000Z")
+    assert rendered < iso(datetime(999, 12, 31, tzinfo=UTC)) < iso(datetime(2025, 5, 12, tzinfo=UTC))
 
 
 # --- pack_raw / unpack_raw --------------------------------------------------------------------
@@ -215,7 +216,7 @@ def test_content_hash_is_stable_across_key_order_and_bare_re_polls() -> None:
     two = make_event(
         finding={"b": {"y": None, "x": [1, 2]}, "a": 1},
         updated_at=datetime(2025, 5, 12, 15, 0, tzinfo=UTC),
-        raw=b"other bytes",
+        raw={"id": "da638771903415527713_-583319074", "lastUpdateTime": "2025-05-12T15:00:00Z"},
     )
     # THEN the hash is the same and looks like 32 hex characters
     assert one.content_hash() == two.content_hash()

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+
 from needle.model.event import MalformedRecordError
 from needle.sources.graph.client import (
     SCOPE,

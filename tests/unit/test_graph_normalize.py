@@ -9,8 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from needle.model.event import RAW_LIMIT_BYTES, DeviceHints, MalformedRecordError, unpack_raw
+
+from needle.model.event import (
+    RAW_LIMIT_BYTES,
+    DeviceHints,
+    MalformedRecordError,
+    pack_raw,
+    unpack_raw,
+)
 from needle.sources.graph.normalize import normalize
+from needle.sources.ocsf import MAX_FIELD_CHARS
 
 pytestmark = pytest.mark.unit
 
@@ -259,11 +267,13 @@ def test_an_unknown_evidence_type_keeps_its_own_fields(alert: dict[str, Any]) ->
 def test_replacement_characters_survive_into_the_finding_and_the_raw_payload(alert: dict[str, Any]) -> None:
     # GIVEN recommendedActions with U+FFFD where the vendor lost its bullets and apostrophe
     assert "\ufffd" in alert["recommendedActions"]
+    sent = copy.deepcopy(alert)
     # WHEN it is normalized
     event = normalize(alert)
-    # THEN the text is kept as sent, in the finding and in the stored raw payload
-    assert event.finding["unmapped"]["recommendedActions"] == alert["recommendedActions"]
-    assert json.loads(unpack_raw(event.raw)) == alert
+    # THEN the text is kept as sent, in the finding, in the raw payload and in its stored form
+    assert event.finding["unmapped"]["recommendedActions"] == sent["recommendedActions"]
+    assert event.raw == sent
+    assert json.loads(unpack_raw(pack_raw(event.raw))) == sent
 
 
 def test_the_input_is_not_changed(alert: dict[str, Any]) -> None:
@@ -422,10 +432,16 @@ def test_bad_optional_fields_are_dropped_not_fatal(alert: dict[str, Any]) -> Non
 def test_a_huge_command_line_still_normalizes_and_raw_stays_bounded(alert: dict[str, Any]) -> None:
     # GIVEN a command line larger than the raw payload limit
     [process] = [r for r in alert["evidence"] if r["@odata.type"].endswith("processEvidence")]
-    process["processCommandLine"] = "powershell -enc " + "A" * (RAW_LIMIT_BYTES * 2)
+    huge = "powershell -enc " + "A" * (RAW_LIMIT_BYTES * 2)
+    process["processCommandLine"] = huge
     # WHEN it is normalized
     event = normalize(alert)
-    # THEN the stored raw payload is cut at the limit and the finding still names the command
-    assert len(unpack_raw(event.raw).encode()) == RAW_LIMIT_BYTES
+    # THEN the event carries the payload whole, what is stored of it is cut at the limit ...
+    assert event.raw == alert
+    stored = unpack_raw(pack_raw(event.raw))
+    assert len(stored.encode()) == RAW_LIMIT_BYTES
+    assert json.dumps(alert, separators=(",", ":")).startswith(stored)
+    # ... and the finding still names the command, cut at the field limit with a note of the rest
     cmd_line = evidence_of(alert, "processEvidence")["process"]["cmd_line"]
     assert cmd_line.startswith("powershell -enc AAAA")
+    assert cmd_line == huge[:MAX_FIELD_CHARS] + f"…[{len(huge) - MAX_FIELD_CHARS} more characters]"

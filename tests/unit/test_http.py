@@ -7,6 +7,7 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+
 from needle.sources.http import EntraClientCredentials, RetryPolicy, VendorApiError, send
 
 pytestmark = pytest.mark.unit

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from needle.sources.http import RetryPolicy, VendorApiError
 from needle.sources.mde.client import MdeClient, cursor_of
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from needle.model.event import RAW_LIMIT_BYTES, DeviceHints, MalformedRecordError, unpack_raw
+
+from needle.model.event import (
+    RAW_LIMIT_BYTES,
+    DeviceHints,
+    MalformedRecordError,
+    pack_raw,
+    unpack_raw,
+)
 from needle.sources.mde.normalize import normalize
+from needle.sources.ocsf import MAX_FIELD_CHARS
 
 pytestmark = pytest.mark.unit
 
@@ -115,6 +124,7 @@ def test_user_evidence_and_null_fields_are_pruned(alert: dict[str, Any]) -> None
 
 
 def test_device_console_url_and_event_fields(alert: dict[str, Any]) -> None:
+    sent = copy.deepcopy(alert)
     # WHEN the alert is normalized
     event = normalize(alert)
     # THEN the device, deep link and the typed Event fields come from the alert
@@ -142,7 +152,9 @@ def test_device_console_url_and_event_fields(alert: dict[str, Any]) -> None:
     assert event.tactics == ("CredentialAccess",)
     assert event.techniques == ("T1003.001", "T1218.011")
     assert event.entity_id == ""
-    assert json.loads(unpack_raw(event.raw)) == alert
+    # the vendor payload rides along as received, and packs for storage without loss
+    assert event.raw == sent
+    assert json.loads(unpack_raw(pack_raw(event.raw))) == sent
 
 
 def test_event_time_falls_back_to_creation_time(alert: dict[str, Any]) -> None:
@@ -297,24 +309,34 @@ def test_non_object_input_is_malformed(value: Any) -> None:
 # --- size --------------------------------------------------------------------------------------
 
 
+HUGE_COMMAND_LINE = "powershell -enc " + "QUFB" * (256 * 1024)  # attacker-sized: 1 MiB
+
+
 def test_huge_command_line_keeps_raw_bounded(alert: dict[str, Any]) -> None:
     # GIVEN an attacker-sized command line (1 MiB)
-    alert["evidence"][0]["processCommandLine"] = "powershell -enc " + "QUFB" * (256 * 1024)
+    alert["evidence"][0]["processCommandLine"] = HUGE_COMMAND_LINE
     # WHEN the alert is normalized
     event = normalize(alert)
-    # THEN the stored raw payload is cut at the limit (and compresses small)
-    assert len(unpack_raw(event.raw).encode()) == RAW_LIMIT_BYTES
-    assert len(event.raw) < RAW_LIMIT_BYTES
+    # THEN the event keeps the whole payload in memory, but what is stored of it is cut at the
+    # limit (and compresses small)
+    assert event.raw is not None
+    assert event.raw["evidence"][0]["processCommandLine"] == HUGE_COMMAND_LINE
+    packed = pack_raw(event.raw)
+    stored = unpack_raw(packed)
+    assert len(stored.encode()) == RAW_LIMIT_BYTES
+    assert json.dumps(alert, separators=(",", ":")).startswith(stored)
+    assert len(packed) < RAW_LIMIT_BYTES
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: finding.evidences[].process.cmd_line is copied unbounded, "
-    "so the Events item can pass DynamoDB's 400 KB limit",
-)
 def test_huge_command_line_keeps_the_finding_storable(alert: dict[str, Any]) -> None:
-    alert["evidence"][0]["processCommandLine"] = "powershell -enc " + "QUFB" * (256 * 1024)
+    alert["evidence"][0]["processCommandLine"] = HUGE_COMMAND_LINE
 
     event = normalize(alert)
 
-    assert len(json.dumps(event.finding).encode()) < 400 * 1024
+    # THEN the finding's copy of the command line is cut, and says how much was cut
+    cmd_line = _evidence_of(event.finding, "process")[0]["cmd_line"]
+    cut = len(HUGE_COMMAND_LINE) - MAX_FIELD_CHARS
+    assert cmd_line == HUGE_COMMAND_LINE[:MAX_FIELD_CHARS] + f"…[{cut} more characters]"
+    # AND the finding plus the packed raw payload fit in one DynamoDB item (400 KB)
+    assert event.raw is not None
+    assert len(json.dumps(event.finding).encode()) + len(pack_raw(event.raw)) < 400 * 1024

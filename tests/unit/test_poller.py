@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+
 from needle.ingest.poller import PollReport, PollSettings, poll
 from needle.ingest.ports import WriteOutcome
 from needle.model.event import DeviceHints, Event, MalformedRecordError
@@ -348,24 +349,61 @@ def test_a_newer_version_in_the_same_pass_is_an_update(alert: Make) -> None:
     assert world.sink.items[f"mde:{first['id']}"].status == "resolved"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="library bug: parse_time lets OverflowError escape and the poller does not catch it, "
-    "so one record aborts the pass and the checkpoint never moves again",
-)
 def test_an_out_of_range_timestamp_is_quarantined_not_fatal(alert: Make) -> None:
-    feed = FakeFeed(
-        [
-            alert(1, "2025-05-12T14:01:00Z", firstEventTime="0001-01-01T00:00:00+01:00"),
-            alert(2, "2025-05-12T14:02:00Z"),
-        ]
-    )
+    # GIVEN an alert whose firstEventTime is year 1 at +01:00 (before datetime's range in UTC)
+    odd = alert(1, "2025-05-12T14:01:00Z", firstEventTime="0001-01-01T00:00:00+01:00")
+    feed = FakeFeed([odd, alert(2, "2025-05-12T14:02:00Z")])
     world = World()
-
+    # WHEN it is polled
     report = world.poll(feed)
-
+    # THEN it is quarantined as malformed, the rest of the page is stored, and the cursor moves
     assert report.outcomes == Counter({"created": 1, "quarantined": 1})
+    [(source, reason, raw)] = world.quarantine.records
+    assert (source, raw) == ("mde", odd)
+    assert reason.startswith("unparseable timestamp '0001-01-01T00:00:00+01:00'")
+    assert set(world.sink.items) == {f"mde:{alert_id(2)}"}
+    assert world.checkpoints.saves == [at("14:02")]
+
+
+class PickyResolver(HostResolver):
+    """Refuses devices it cannot place, like the entity store does for hints with no identity."""
+
+    def resolve(self, hints: DeviceHints, seen_at: datetime) -> str:
+        if hints.hostname == "nowhere":
+            raise ValueError("device hints carry no usable identity")
+        return super().resolve(hints, seen_at)
+
+
+def test_an_unresolvable_entity_is_quarantined_not_fatal(alert: Make) -> None:
+    # GIVEN an alert whose device the resolver cannot place, before a good one
+    lost = alert(1, "2025-05-12T14:01:00Z", computerDnsName="nowhere")
+    world = World()
+    world.entities = PickyResolver()
+    # WHEN it is polled
+    report = world.poll(FakeFeed([lost, alert(2, "2025-05-12T14:02:00Z")]))
+    # THEN it is quarantined with the resolver's reason and the pass goes on to the checkpoint
+    assert report.outcomes == Counter({"created": 1, "quarantined": 1})
+    assert world.quarantine.records == [("mde", "no entity: device hints carry no usable identity", lost)]
+    assert set(world.sink.items) == {f"mde:{alert_id(2)}"}
+    assert world.checkpoints.saves == [at("14:02")]
+
+
+@pytest.mark.parametrize("ordered", [False, True])
+def test_a_record_from_the_future_never_moves_the_checkpoint_past_now(alert: Make, ordered: bool) -> None:
+    # GIVEN an alert stamped in 2099 (vendor clock or attacker) beside a normal one
+    future = alert(1, "2099-01-01T00:00:00Z")
+    feed = FakeFeed([future, alert(2, "2025-05-12T14:02:00Z")], ordered=ordered)
+    world = World()
+    # WHEN it is polled
+    report = world.poll(feed)
+    # THEN both are stored, but the checkpoint stops at our own clock
+    assert report.outcomes == Counter({"created": 2})
+    assert world.checkpoints.saves == [NOW]
+    assert report.cursor == NOW
+
+    # AND the next run still reads from now (less the overlap), not from 2099
+    world.poll(feed)
+    assert feed.asked[1] == (NOW - SETTINGS.overlap, None)
 
 
 # --- unordered feeds: bounded windows ---------------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from needle.model.event import DeviceHints, Event
 from needle.scoring.rarity import (
     SUPPRESS_BELOW,
@@ -201,16 +202,22 @@ def test_unlearn_on_empty_counts_never_goes_negative() -> None:
     assert all(v == 0 for v in counts.counts.values())
 
 
-@pytest.mark.xfail(
-    strict=True, reason="library bug: recent[-(1 - 1):] is recent[0:], so recent_limit=1 keeps all"
-)
 def test_learn_with_a_recent_limit_of_one_keeps_one_uid() -> None:
     counts = EntityCounts()
 
     for n in range(1, 4):
         learn(alert(n), counts, recent_limit=1)
+        # the newest uid only, after every event, not just at the end
+        assert counts.recent == [f"mde:da63877_{n}"]
 
-    assert counts.recent == ["mde:da63877_3"]
+
+def test_learn_with_a_recent_limit_of_zero_keeps_no_uids() -> None:
+    counts = EntityCounts()
+
+    for n in range(1, 4):
+        learn(alert(n), counts, recent_limit=0)
+
+    assert counts.recent == []
 
 
 def test_score_does_not_change_the_counts() -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from needle.investigate.report import as_html, as_json, report_key
 from needle.investigate.verdict import conclude
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from needle.sources.http import RetryPolicy, VendorApiError
 from needle.sources.sentinelone.client import SentinelOneClient, StaticApiToken, s1_time
 from needle.sources.sentinelone.feed import SentinelOneFeed

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from needle.model.event import DeviceHints, MalformedRecordError, unpack_raw
+
+from needle.model.event import DeviceHints, MalformedRecordError, pack_raw, unpack_raw
 from needle.sources.sentinelone.normalize import cursor_of, normalize, severity_of
 
 pytestmark = pytest.mark.unit
@@ -71,6 +72,7 @@ def test_full_threat_becomes_a_detection_finding(threat: dict[str, Any]) -> None
 
 
 def test_event_fields_and_console_link(threat: dict[str, Any]) -> None:
+    sent = copy.deepcopy(threat)
     event = normalize(threat, CONSOLE)
 
     link = f"{CONSOLE}/incidents/threats/{THREAT_ID}/overview"
@@ -83,7 +85,9 @@ def test_event_fields_and_console_link(threat: dict[str, Any]) -> None:
     assert event.title == "rundll32.exe"
     assert event.user == "NORTHWIND\\amoreau"
     assert event.process == "powershell.exe"
-    assert json.loads(unpack_raw(event.raw)) == threat
+    # the vendor payload rides along as received, and packs for storage without loss
+    assert event.raw == sent
+    assert json.loads(unpack_raw(pack_raw(event.raw))) == sent
 
 
 def test_times_come_from_identified_created_and_updated(threat: dict[str, Any]) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from needle.store import items
 from samtranslator.yaml_helper import yaml_parse
+
+from needle.sources.factory import SOURCES
+from needle.store import items
 
 pytestmark = pytest.mark.unit
 
@@ -105,8 +107,18 @@ def test_process_events_trigger_is_insert_only_with_partial_failures_and_a_desti
 def test_each_edr_source_has_a_one_minute_schedule_with_the_source_in_its_input() -> None:
     events = RESOURCES["PollSourceFunction"]["Properties"]["Events"]
     schedules = {json.loads(e["Properties"]["Input"])["source"]: e["Properties"] for e in events.values()}
-    assert set(schedules) == {"mde"}
+    # one schedule per source the feed factory can build, and no other
+    assert len(schedules) == len(events)
+    assert set(schedules) == set(SOURCES)
     assert all(s["Schedule"] == "rate(1 minute)" for s in schedules.values())
+    # each is switched by its own Enable<Source> condition, so an unconfigured EDR is never polled
+    conditions = []
+    for props in schedules.values():
+        condition, on, off = props["State"]["Fn::If"]
+        assert (on, off) == ("ENABLED", "DISABLED")
+        assert condition in TEMPLATE["Conditions"]
+        conditions.append(condition)
+    assert len(set(conditions)) == len(SOURCES)
 
 
 def test_state_machine_is_jsonpath_only_and_every_placeholder_is_substituted() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from needle.investigate.verdict import RULE_TEXT, attack_chain, conclude
 
 pytestmark = pytest.mark.unit

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from needle.ingest.ports import AlertFeed, CheckpointStore, EntityResolver, EventSink, Quarantine, WriteOutcome
+from needle.ingest.ports import (
+    AlertFeed,
+    CheckpointStore,
+    EntityResolver,
+    EventSink,
+    Quarantine,
+    WriteOutcome,
+)
 from needle.model.event import MalformedRecordError
 
 OUTCOMES = ("created", "updated", "unchanged", "duplicate", "quarantined")

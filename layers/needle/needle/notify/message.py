@@ -11,7 +11,7 @@ def subject(state: dict[str, Any]) -> str:
     # SNS subjects must be under 100 characters, without line breaks or control characters;
     # titles come from the vendor (attacker-influenced), so anything unprintable goes.
     printable = "".join(c if c.isprintable() else " " for c in text)
-    return " ".join(printable.split())[:99]
+    return " ".join(printable.split())[:99].rstrip()
 
 
 def body(state: dict[str, Any], report_link: str) -> str:

@@ -66,7 +66,9 @@ def parse_rule(doc: dict[str, Any], origin: str = "<rule>") -> Rule:
         if rule_type == "value_count" and not field:
             raise RuleError(f"{origin}: value_count needs `field`")
         condition = doc["condition"]
-        if not isinstance(condition, dict) or not isinstance(condition.get("gte"), int) or condition["gte"] < 1:
+        threshold = condition.get("gte") if isinstance(condition, dict) else None
+        # bool is an int in Python: `gte: yes` must not become a threshold of 1.
+        if type(threshold) is not int or threshold < 1:
             raise RuleError(f"{origin}: condition must be like {{gte: 3}} with a whole number >= 1")
         if int(span.group(1)) < 1:
             raise RuleError(f"{origin}: timespan must be at least 1{span.group(2)}")
@@ -78,7 +80,7 @@ def parse_rule(doc: dict[str, Any], origin: str = "<rule>") -> Rule:
             match=dict(doc.get("match") or {}),
             field=str(field) if field else None,
             timespan=timedelta(**{_UNITS[span.group(2)]: int(span.group(1))}),
-            gte=condition["gte"],
+            gte=threshold,
             attack=tuple(doc.get("attack") or ()),
             runbook=str(doc.get("runbook", "")),
             tests=dict(doc.get("tests") or {}),

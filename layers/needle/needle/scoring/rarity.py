@@ -96,7 +96,7 @@ def learn(event: Event, entity: EntityCounts, recent_limit: int = 50) -> list[st
             fresh.append(key)
         entity.counts[key] = entity.counts.get(key, 0.0) + 1.0
     entity.total += 1.0
-    entity.recent = [*entity.recent, event.uid][-recent_limit:]
+    entity.recent = [*entity.recent, event.uid][-recent_limit:] if recent_limit > 0 else []
     return fresh
 
 

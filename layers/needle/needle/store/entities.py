@@ -86,7 +86,9 @@ class DynamoEntityResolver:
 
     @staticmethod
     def _record(alias: str, entity_id: str, seen_at: datetime) -> str:
-        item = EntityItem(alias, "alias", entity_id=entity_id, first_seen=iso(seen_at), last_seen=iso(seen_at))
+        item = EntityItem(
+            alias, "alias", entity_id=entity_id, first_seen=iso(seen_at), last_seen=iso(seen_at)
+        )
         try:
             # Never re-point an alias that already exists: the first resolution is stable,
             # so a re-polled alert always lands on the same timeline key.

@@ -1,8 +1,9 @@
-"""Models table: per-entity counts and sharded population counters."""
+"""Models table: per-entity state (counts and recent history) and sharded population counters."""
 
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,42 +17,78 @@ ALL_ENTITIES = "__entities__"
 
 
 class DynamoModelStore:
-    """Per-entity items are read and written per event (the stream keeps one entity on one
-    shard, in order). Population counters are read through a cache that lives with the
-    container: they move slowly, and a stale count by a few entities changes no score much."""
+    """Entity state is read and written per stream batch when `begin_batch`/`end_batch` frame the
+    batch (BatchGetItem, then BatchWriteItem of what changed): the stream keeps one entity on one
+    shard, in order, so no other writer touches it meanwhile. Population counters are read
+    through a cache that lives with the container (they move slowly; a count stale by a few
+    entities changes no score much), and their increments are summed per batch."""
 
     def __init__(self, population_ttl: timedelta = timedelta(seconds=60), clock: Any = None) -> None:
         self._ttl = population_ttl
         self._clock = clock or (lambda: datetime.now(UTC))
         self._population: dict[str, tuple[datetime, float]] = {}
+        self._buffer: dict[str, EntityCounts] | None = None
+        self._dirty: set[str] = set()
+        self._increments: Counter[tuple[str, str]] = Counter()
 
+    # -- per-batch buffering ------------------------------------------------------------------
+    def begin_batch(self, entity_ids: list[str]) -> None:
+        unique = sorted(set(entity_ids))
+        found = {i.pk: _counts(i) for i in ModelItem.batch_get([(e, "model") for e in unique])}
+        self._buffer = {e: found.get(e) or EntityCounts() for e in unique}
+        self._dirty.clear()
+        self._increments.clear()
+
+    def end_batch(self) -> None:
+        """Write what the batch changed; a failure here fails the batch, which is then retried."""
+        buffer, self._buffer = self._buffer, None
+        if buffer is not None and self._dirty:
+            with ModelItem.batch_write() as batch:
+                for entity_id in sorted(self._dirty):
+                    batch.save(_item(entity_id, buffer[entity_id]))
+        for (key, shard), count in sorted(self._increments.items()):
+            self._add(key, shard, count)
+        self._dirty.clear()
+        self._increments.clear()
+
+    # -- entity state -------------------------------------------------------------------------
     def load(self, entity_id: str) -> EntityCounts:
+        if self._buffer is not None and entity_id in self._buffer:
+            return self._buffer[entity_id]
         try:
-            item = ModelItem.get(entity_id, "model")
+            return _counts(ModelItem.get(entity_id, "model"))
         except DoesNotExist:
             return EntityCounts()
-        return EntityCounts(
-            counts={str(k): float(v) for k, v in (item.counts or {}).items()},
-            total=float(item.total),
-            recent=list(item.recent or []),
-            history=list(item.history or []),
-        )
 
     def save(self, entity_id: str, counts: EntityCounts) -> None:
-        ModelItem(
-            entity_id,
-            "model",
-            counts=counts.counts,
-            recent=counts.recent,
-            history=counts.history,
-            total=counts.total,
-            last_update=datetime.now(UTC).isoformat(),
-        ).save()
+        if self._buffer is not None:
+            self._buffer[entity_id] = counts
+            self._dirty.add(entity_id)
+            return
+        _item(entity_id, counts).save()
 
+    # -- population ---------------------------------------------------------------------------
     def population(self, keys: list[str]) -> PopulationCounts:
         return PopulationCounts(
             entities_with_key={k: self._cached(k) for k in keys},
             entities=self._cached(ALL_ENTITIES),
+        )
+
+    def add_to_population(self, entity_id: str, fresh_keys: list[str], new_entity: bool) -> None:
+        # One shard per entity hash: a popular key's writes spread over 8 items.
+        shard = f"shard#{zlib.crc32(entity_id.encode()) % POPULATION_SHARDS}"
+        for key in [*fresh_keys, *([ALL_ENTITIES] if new_entity else [])]:
+            hit = self._population.get(key)
+            if hit is not None:
+                self._population[key] = (hit[0], hit[1] + 1)
+            if self._buffer is not None:
+                self._increments[(key, shard)] += 1
+            else:
+                self._add(key, shard, 1)
+
+    def _add(self, key: str, shard: str, count: int) -> None:
+        ModelItem._get_connection().update_item(
+            f"pop#{key}", shard, actions=[ModelItem.entities.add(count)], return_values="NONE"
         )
 
     def _cached(self, key: str) -> float:
@@ -59,20 +96,27 @@ class DynamoModelStore:
         hit = self._population.get(key)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
-        value = self._sum(key)
+        value = float(sum(i.entities or 0 for i in ModelItem.query(f"pop#{key}")))
         self._population[key] = (now, value)
         return value
 
-    def add_to_population(self, entity_id: str, fresh_keys: list[str], new_entity: bool) -> None:
-        # One shard per entity hash: a popular key's writes spread over 8 items.
-        shard = f"shard#{zlib.crc32(entity_id.encode()) % POPULATION_SHARDS}"
-        for key in [*fresh_keys, *([ALL_ENTITIES] if new_entity else [])]:
-            ModelItem._get_connection().update_item(
-                f"pop#{key}", shard, actions=[ModelItem.entities.add(1)], return_values="NONE"
-            )
-            hit = self._population.get(key)
-            if hit is not None:
-                self._population[key] = (hit[0], hit[1] + 1)
 
-    def _sum(self, key: str) -> float:
-        return float(sum(i.entities or 0 for i in ModelItem.query(f"pop#{key}")))
+def _counts(item: ModelItem) -> EntityCounts:
+    return EntityCounts(
+        counts={str(k): float(v) for k, v in (item.counts or {}).items()},
+        total=float(item.total),
+        recent=list(item.recent or []),
+        history=list(item.history or []),
+    )
+
+
+def _item(entity_id: str, counts: EntityCounts) -> ModelItem:
+    return ModelItem(
+        entity_id,
+        "model",
+        counts=counts.counts,
+        recent=counts.recent,
+        history=counts.history,
+        total=counts.total,
+        last_update=datetime.now(UTC).isoformat(),
+    )

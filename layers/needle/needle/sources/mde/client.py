@@ -26,7 +26,9 @@ class MdeClient:
     sleep: Callable[[float], None] | None = None
     requests_made: int = 0
 
-    def alerts_updated(self, since: datetime, until: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
+    def alerts_updated(
+        self, since: datetime, until: datetime | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
         """Pages of alerts with `since <= lastUpdateTime < until`, evidence expanded.
 
         The API documents no ordering, so a window is read to its end before the caller may
