@@ -46,5 +46,9 @@ e2e: $(STAMP) ## end-to-end tests (simulator -> SNS inbox)
 test: lint types template ## the gate: ruff, mypy, cfn-lint, sam validate, then every test tier
 	$(BIN)/pytest tests
 
+bench: $(STAMP) ## normalizer cost vs json.loads, and 50,000-alert backfills through each simulator
+	$(BIN)/python -m bench.normalizers
+	$(BIN)/python -m bench.backfill
+
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache

@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from needle.config import bind_tables, region, required
 from needle.ingest.poller import PollSettings, poll
 from needle.ingest.ports import AlertFeed
+from needle.model.event import parse_time
 from needle.sources.factory import SOURCES, Endpoints, build_feed
 from needle.store.entities import DynamoEntityResolver
 from needle.store.events import DynamoEventStore
@@ -57,13 +58,15 @@ def _feed(source: str) -> AlertFeed:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     source = str(event["source"])
+    # The scheduled time from EventBridge is this poll's "now" (absent on a manual invoke).
+    now = parse_time(event["time"]) if event.get("time") else datetime.now(UTC)
     report = poll(
         _feed(source),
         DynamoEventStore(),
         _resolver,
         DynamoCheckpoints(),
         _quarantine,
-        now=datetime.now(UTC),
+        now=now,
         settings=SETTINGS,
         time_left=lambda: context.get_remaining_time_in_millis() / 1000,
     )

@@ -20,8 +20,10 @@ import io
 import json
 import re
 import time
+import uuid
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -62,9 +64,8 @@ class EmbeddedAws:
         self.region = region
         self.stack_name = stack_name
         self.handler_env = {
-            # No X-Ray daemon here; metrics are counted in the poll report instead of EMF on stdout.
+            # No X-Ray daemon here. Metrics stay on: their EMF lines land in the log groups, as in AWS.
             "POWERTOOLS_TRACE_DISABLED": "true",
-            "POWERTOOLS_METRICS_DISABLED": "true",
             **(handler_env or {}),
         }
         self.physical: dict[str, str] = {}
@@ -131,15 +132,30 @@ class EmbeddedAws:
             raise RuntimeError(f"{logical_id} failed: {body.get('errorType')}: {body.get('errorMessage')}")
         return body
 
-    def tick(self) -> list[Any]:
-        """Fire every enabled schedule once, as EventBridge would at its next minute."""
+    def tick(self, now: datetime | None = None) -> list[Any]:
+        """Fire every enabled schedule once, as EventBridge would at `now` (default: the clock).
+
+        The target gets its Input, or its InputTransformer applied to the scheduled event.
+        """
+        at = (now or datetime.now(UTC)).astimezone(UTC)
+        scheduled = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT,
+            "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": self.region,
+            "resources": [],
+            "detail": {},
+        }
         events = self.client("events")
         results = []
         for rule in events.list_rules()["Rules"]:
             if rule.get("State") != "ENABLED" or not rule.get("ScheduleExpression"):
                 continue
             for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
-                payload = json.loads(target.get("Input") or "{}")
+                payload = _target_input(target, {**scheduled, "resources": [rule["Arn"]]})
                 function = target["Arn"].rsplit(":", 1)[-1]
                 logical = next(k for k, v in self.physical.items() if v == function)
                 results.append(self.invoke(logical, payload))
@@ -248,7 +264,7 @@ class EmbeddedAws:
             raise NotImplementedError(f"Fn::GetAtt {logical}.{attribute} ({kind})")
         return value
 
-    def _patch_environment(self, logical: str, updates: dict[str, str]) -> None:
+    def patch_environment(self, logical: str, updates: dict[str, str]) -> None:
         lam = self.client("lambda")
         name = self.physical[logical]
         current = (
@@ -272,7 +288,7 @@ class EmbeddedAws:
                 variables = props.get("Environment", {}).get("Variables", {})
                 wanted = {k: arn for k, v in variables.items() if {"Ref": logical} in _walk(v)}
                 if wanted:
-                    self._patch_environment(function, wanted)
+                    self.patch_environment(function, wanted)
 
     def _create_state_machines(self, template: LocalTemplate) -> None:
         sfn = self.client("stepfunctions")
@@ -299,7 +315,7 @@ class EmbeddedAws:
                 )
                 wanted = {k: created["stateMachineArn"] for k, v in variables.items() if v == old_arn}
                 if wanted:
-                    self._patch_environment(function, wanted)
+                    self.patch_environment(function, wanted)
 
     def _create_stream_mappings(self, template: LocalTemplate) -> None:
         self.pump = StreamPump(
@@ -338,6 +354,20 @@ class EmbeddedAws:
         for logical, res in self.template.cfn["Resources"].items():
             if res["Type"] == "AWS::SNS::Topic":
                 sns.subscribe(TopicArn=self.physical[logical], Protocol="sqs", Endpoint=queue_arn)
+
+
+def _target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
+    """What EventBridge sends a target: Input, InputTransformer (top-level paths), or the event."""
+    if target.get("Input"):
+        return json.loads(target["Input"])
+    transformer = target.get("InputTransformer")
+    if not transformer:
+        return event
+    text = transformer["InputTemplate"]
+    for name, path in transformer.get("InputPathsMap", {}).items():
+        value = event.get(path.removeprefix("$."))
+        text = text.replace(f"<{name}>", value if isinstance(value, str) else json.dumps(value))
+    return json.loads(text)
 
 
 def _walk(value: Any) -> list[Any]:

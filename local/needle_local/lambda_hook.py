@@ -99,6 +99,8 @@ def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, 
     buffer = io.StringIO()
     with _lock, _environment(env):
         _local.buffer = buffer
+        # print() (powertools' EMF metrics) writes to whatever sys.stdout is at call time.
+        real_stdout, sys.stdout = sys.stdout, _output
         try:
             function = _handler(self.function_name)
             result = function(event, context)
@@ -108,6 +110,7 @@ def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, 
             payload = json.dumps({"errorMessage": str(exc)[:1000], "errorType": type(exc).__name__})
             errored = True
         finally:
+            sys.stdout = real_stdout
             _local.buffer = None
     logs = buffer.getvalue()
     self.logs_backend.ensure_log_group(self.logs_group_name)

@@ -104,13 +104,21 @@ def test_process_events_trigger_is_insert_only_with_partial_failures_and_a_desti
     assert trigger["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
 
 
-def test_each_edr_source_has_a_one_minute_schedule_with_the_source_in_its_input() -> None:
-    events = RESOURCES["PollSourceFunction"]["Properties"]["Events"]
-    schedules = {json.loads(e["Properties"]["Input"])["source"]: e["Properties"] for e in events.values()}
+def test_each_edr_source_has_a_one_minute_schedule_passing_its_source_and_the_scheduled_time() -> None:
+    rules = _of_type("AWS::Events::Rule")
+    schedules = {}
+    for props in rules.values():
+        [target] = props["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": ["PollSourceFunction", "Arn"]}
+        transformer = target["InputTransformer"]
+        assert transformer["InputPathsMap"] == {"time": "$.time"}
+        rendered = json.loads(transformer["InputTemplate"].replace("<time>", "2026-01-01T00:00:00Z"))
+        assert rendered["time"] == "2026-01-01T00:00:00Z"
+        schedules[rendered["source"]] = props
     # one schedule per source the feed factory can build, and no other
-    assert len(schedules) == len(events)
+    assert len(schedules) == len(rules)
     assert set(schedules) == set(SOURCES)
-    assert all(s["Schedule"] == "rate(1 minute)" for s in schedules.values())
+    assert all(s["ScheduleExpression"] == "rate(1 minute)" for s in schedules.values())
     # each is switched by its own Enable<Source> condition, so an unconfigured EDR is never polled
     conditions = []
     for props in schedules.values():
@@ -119,6 +127,10 @@ def test_each_edr_source_has_a_one_minute_schedule_with_the_source_in_its_input(
         assert condition in TEMPLATE["Conditions"]
         conditions.append(condition)
     assert len(set(conditions)) == len(SOURCES)
+    # and EventBridge may invoke the poller for each rule, and only for it
+    permissions = _of_type("AWS::Lambda::Permission")
+    sources = sorted(p["SourceArn"]["Fn::GetAtt"][0] for p in permissions.values())
+    assert sources == sorted(rules)
 
 
 def test_state_machine_is_jsonpath_only_and_every_placeholder_is_substituted() -> None:

@@ -17,7 +17,9 @@ from needle.scoring.rarity import EntityCounts, PopulationCounts, Scored, contex
 
 
 class ScoreSink(Protocol):
-    def set_score(self, event: Event, score: int, explanation: str, incident_ids: list[str]) -> None: ...
+    def set_score(
+        self, event: Event, score: int, explanation: str, incident_ids: list[str], suppressed: bool = False
+    ) -> None: ...
 
 
 class ModelStore(Protocol):
@@ -73,7 +75,7 @@ class EventProcessor:
         done = replace(event, score=scored.score, explanation=scored.explanation, incident_ids=incident_ids)
         state.history = remember(state.history, done, self._span)
         self.models.save(event.entity_id, state)
-        self.events.set_score(event, scored.score, scored.explanation, list(incident_ids))
+        self.events.set_score(event, scored.score, scored.explanation, list(incident_ids), scored.suppressed)
         investigation = None
         if self.trigger == "every-edr-alert" and event.kind == "edr_alert":
             investigation = self.investigations.start(done)

@@ -31,6 +31,7 @@ from needle.ingest.ports import (
 )
 from needle.model.event import MalformedRecordError
 
+MAX_EMPTY_WINDOW = timedelta(days=30)
 OUTCOMES = ("created", "updated", "unchanged", "duplicate", "quarantined")
 
 
@@ -107,20 +108,24 @@ class _Run:
     def windowed(
         self, since: datetime, now: datetime, settings: PollSettings, time_left: Callable[[], float]
     ) -> None:
-        start = since
+        start, width = since, settings.window
         while True:
-            end = start + settings.window
+            end = start + width
             live = end >= now - settings.overlap
             newest: datetime | None = None
             for page in self.feed.pages(start, None if live else end):
                 found = self._ingest(page)
                 if found is not None and (newest is None or found > newest):
                     newest = found
-            # A closed window is read to its end: its bound is a safe checkpoint. The live edge
-            # checkpoints at the newest vendor time seen, so vendor/our clock skew cannot skip.
-            self._advance(newest if live else end)
             if live:
+                # The live edge checkpoints at the newest vendor time seen, so skew between the
+                # vendor's clock and ours cannot skip anything.
+                self._advance(newest)
                 return
+            # A closed window was read to its end: its bound is a safe checkpoint. Empty history
+            # is crossed in widening windows (one request each) instead of one per `window`.
+            self._advance(end)
+            width = settings.window if newest is not None else min(width * 2, MAX_EMPTY_WINDOW)
             if time_left() < settings.reserve_seconds:
                 self.report.complete = False
                 return

@@ -46,13 +46,16 @@ class DynamoEventStore:
         condition = EventItem.sk.between(iso(start), iso(end) + "~")
         return [from_item(i) for i in EventItem.query(entity_id, range_key_condition=condition, limit=limit)]
 
-    def set_score(self, event: Event, score: int, explanation: str, incident_ids: list[str]) -> None:
+    def set_score(
+        self, event: Event, score: int, explanation: str, incident_ids: list[str], suppressed: bool = False
+    ) -> None:
         # Low-level call: Model.update() asks for ALL_NEW, i.e. the whole item back, per event.
         EventItem._get_connection().update_item(
             event.entity_id,
             event.sort_key,
             actions=[
                 EventItem.score.set(score),
+                EventItem.suppressed.set(suppressed),
                 EventItem.explanation.set(explanation),
                 EventItem.incident_ids.set(incident_ids),
             ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     BinaryAttribute,
     JSONAttribute,
     ListAttribute,
@@ -53,6 +54,7 @@ class EventItem(Model):
     raw = BinaryAttribute(legacy_encoding=False, null=True)
     content_hash = UnicodeAttribute()
     score = NumberAttribute(null=True)
+    suppressed = BooleanAttribute(null=True)
     explanation = UnicodeAttribute(null=True)
     incident_ids = ListAttribute[str](default=list)
 
