@@ -1,7 +1,9 @@
-"""`make demo`: the whole pipeline on the embedded AWS against the simulated MDE API.
+"""`make demo`: the whole pipeline on the embedded AWS against simulated MDE, CrowdStrike and
+SentinelOne APIs at once.
 
 The simulated enterprise plays its alerts over an hour of simulated time in 10-minute steps;
-each step is one schedule tick (PollSource), then the stream and the investigations settle.
+each step is one tick of every EDR's schedule (PollSource), then the stream and the
+investigations settle.
 """
 
 from __future__ import annotations
@@ -18,10 +20,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from needle_local.embedded import EmbeddedAws
-from needle_local.scenarios import skeleton_scenario
+from needle_local.scenarios import enterprise_scenario
+from needle_local.simulators.crowdstrike import CrowdStrikeSimulator
 from needle_local.simulators.mde import MdeSimulator
+from needle_local.simulators.sentinelone import DEFAULT_TOKEN, SentinelOneSimulator
 
 SIM_CREDENTIALS = {"tenant_id": "sim-tenant", "client_id": "sim-client", "client_secret": "sim-secret"}
+SECRETS = {
+    "MdeCredentials": SIM_CREDENTIALS,
+    "CrowdStrikeCredentials": {"client_id": "sim-client", "client_secret": "sim-secret"},
+    "SentinelOneCredentials": {"api_token": DEFAULT_TOKEN},
+}
 STEP = timedelta(minutes=10)
 STEPS = 5
 
@@ -39,26 +48,36 @@ def run(serve: bool = False, out: Any = sys.stdout) -> dict[str, Any]:
     started = time.monotonic()
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=STEPS * 10 + 5)
     clock = {"now": start}
-    scenario = skeleton_scenario(start)
-    with MdeSimulator(clock=lambda: clock["now"]) as mde:
-        for item in scenario:
-            mde.add_alert(item.alert, visible_at=item.visible_at)
+    scenario = enterprise_scenario(start)
+    now = lambda: clock["now"]  # noqa: E731 - the simulators' shared scenario clock
+    with (
+        MdeSimulator(clock=now) as mde,
+        CrowdStrikeSimulator(clock=now) as falcon,
+        SentinelOneSimulator(clock=now, rate_limit=None) as s1,
+    ):
+        for source, simulator in (("mde", mde), ("crowdstrike", falcon), ("sentinelone", s1)):
+            for item in scenario.get(source, []):
+                simulator.add_alert(item.alert, visible_at=item.visible_at)
         parameters = {
             "EnableMde": "true",
             "MdeApiBaseUrl": mde.base_url,
             "MdeLoginBaseUrl": mde.base_url,
+            "EnableCrowdStrike": "true",
+            "CrowdStrikeApiBaseUrl": falcon.base_url,
+            "EnableSentinelOne": "true",
+            "SentinelOneConsoleUrl": s1.base_url,
             "LogLevel": os.environ.get("NEEDLE_LOG_LEVEL", "WARNING"),
         }
-        with EmbeddedAws(parameters=parameters, secrets={"MdeCredentials": SIM_CREDENTIALS}) as aws:
+        with EmbeddedAws(parameters=parameters, secrets=SECRETS) as aws:
             print(f"embedded AWS up: stack '{aws.stack_name}' from template.yaml", file=out)
             polls = []
             for step in range(1, STEPS + 2):
                 clock["now"] = start + step * STEP
-                results = aws.tick()
+                results = aws.tick(now=clock["now"])
                 aws.settle()
                 polls.extend(results)
-                created = sum(r["created"] for r in results)
-                print(f"  tick {step}: simulated {clock['now']:%H:%M}Z, {created} new alerts", file=out)
+                created = ", ".join(f"{r['source']} {r['created']}" for r in results)
+                print(f"  tick {step}: simulated {clock['now']:%H:%M}Z, new alerts: {created}", file=out)
             summary = summarize(aws, polls)
             print_summary(summary, out)
             print(f"finished in {time.monotonic() - started:.1f}s", file=out)
@@ -102,6 +121,7 @@ def summarize(aws: EmbeddedAws, polls: list[dict[str, Any]]) -> dict[str, Any]:
                 {
                     "time": e["time"]["S"],
                     "entity": e["entity_id"]["S"],
+                    "source": e["source"]["S"],
                     "title": e["title"]["S"],
                     "score": int(e["score"]["N"]) if "score" in e else None,
                     "explanation": e.get("explanation", {}).get("S", ""),
@@ -126,7 +146,8 @@ def print_summary(summary: dict[str, Any], out: Any) -> None:
     )
     print("\nscores (0-100, how unusual for this entity):", file=out)
     for e in summary["events"]:
-        print(f"  {e['score']!s:>4}  {e['entity']:<18} {e['title'][:48]:<48}  {e['explanation']}", file=out)
+        line = f"  {e['score']!s:>4}  {e['source']:<11} {e['entity']:<20} {e['title'][:44]:<44}  {e['explanation']}"
+        print(line, file=out)
     print(f"\nincidents: {len(summary['incidents'])}", file=out)
     for i in summary["incidents"]:
         print(f"  {i['id']} {i['rule']} on {i['entity_id']}: {', '.join(i['values'])}", file=out)

@@ -3558,6 +3558,8 @@ REPLAY_FILES = {
     "sentinelone": "sentinelone_threats.jsonl",
 }
 GROUND_TRUTH_FILE = "ground_truth.jsonl"
+# Built alerts are trees (no cycles), so the encoder may skip its cycle bookkeeping.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 _UPDATE_FIELD: dict[str, Callable[[dict[str, Any]], Any]] = {
     "mde": lambda alert: alert.get("lastUpdateTime"),
@@ -3599,7 +3601,7 @@ def write_jsonl(scenario: dict[str, list[ScenarioAlert]], directory: Path) -> di
         items = sorted(scenario.get(source, []), key=lambda item: _sort_time(source, item))
         path = directory / filename
         with path.open("w", encoding="utf-8") as out:
-            out.writelines(json.dumps(item.alert, separators=(",", ":")) + "\n" for item in items)
+            out.writelines(_ENCODE(item.alert) + "\n" for item in items)
         paths[source] = path
         seen: set[str] = set()
         for item in items:

@@ -17,7 +17,7 @@ closed -> resolved, ignored -> suppressed; anything else -> new. The raw value s
 
 Entity. An alert with a `device` object (or, failing that, an `agent_id` on a non-identity
 alert) is placed on that device: `device.device_id` (the AID, also the containment key),
-`device.hostname`, and `local_ip`/`external_ip` as IPs. Identity-protection alerts (`product`
+`device.hostname`, and `local_ip` as the IP lease (`external_ip` is a shared NAT address). Identity-protection alerts (`product`
 "idp" or data domain "Identity") carry no `device`: they are about an account, so the entity is
 the user, given as a hostname-less device hint `device_id="user:<user_name lower-cased>"` (the
 resolver then keys it `device:crowdstrike:user:<name>`); the source/target endpoints stay in the
@@ -244,13 +244,10 @@ def _device(
         device_id = _text(device.get("device_id")) or _text(alert.get("agent_id"))
         hostname = _text(device.get("hostname"))
         if device_id or hostname:
-            ips = tuple(
-                dict.fromkeys(
-                    ip
-                    for ip in (device.get("local_ip"), device.get("external_ip"))
-                    if isinstance(ip, str) and ip
-                )
-            )
+            # Only the host's own address makes an IP lease: `external_ip` is the office NAT that
+            # many hosts share (kept in the finding, never used to place network detections).
+            local_ip = device.get("local_ip")
+            ips = (local_ip,) if isinstance(local_ip, str) and local_ip else ()
             finding_device = {
                 "uid": device_id or None,
                 "hostname": hostname or None,
