@@ -102,8 +102,8 @@ class _RejectedError(Exception):
 
 
 def json_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, line) for every non-blank line; None for a line over MAX_LINE_BYTES, whose
-    rest is skipped without being held in memory."""
+    """(line number, line without surrounding whitespace) for every non-blank line; None for a
+    line over MAX_LINE_BYTES, whose rest is skipped without being held in memory."""
     number = 0
     while True:
         line = stream.readline(MAX_LINE_BYTES + 1)

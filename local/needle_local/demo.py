@@ -146,7 +146,8 @@ def print_summary(summary: dict[str, Any], out: Any) -> None:
     )
     print("\nscores (0-100, how unusual for this entity):", file=out)
     for e in summary["events"]:
-        line = f"  {e['score']!s:>4}  {e['source']:<11} {e['entity']:<20} {e['title'][:44]:<44}  {e['explanation']}"
+        where = f"{e['source']:<11} {e['entity']:<20}"
+        line = f"  {e['score']!s:>4}  {where} {e['title'][:44]:<44}  {e['explanation']}"
         print(line, file=out)
     print(f"\nincidents: {len(summary['incidents'])}", file=out)
     for i in summary["incidents"]:

@@ -99,7 +99,16 @@ class EmbeddedAws:
         self._create_state_machines(self.template)
         self._create_stream_mappings(self.template)
         self._create_inbox()
+        self._preset_environment()
         return self
+
+    def _preset_environment(self) -> None:
+        lam = self.client("lambda")
+        union = {**self.handler_env, "AWS_LAMBDA_FUNCTION_NAME": "", "_HANDLER": ""}
+        for logical in self.template.functions if self.template else {}:
+            config = lam.get_function_configuration(FunctionName=self.physical[logical])
+            union.update({k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()})
+        lambda_hook.preset(union)
 
     def stop(self) -> None:
         if self._server is not None:

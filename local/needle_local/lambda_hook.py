@@ -147,10 +147,11 @@ def reset() -> None:
 
 @contextmanager
 def _environment(env: dict[str, str]) -> Iterator[None]:
-    """Set the function's variables for the call, then put back exactly what was there.
+    """Set the function's variables for the call, then put the previous values back.
 
-    Only the keys the function sets are touched: other threads (Step Functions executions, the
-    moto server) read os.environ concurrently and must never see it emptied midway.
+    Keys are never deleted: other threads (Step Functions workers, urllib's proxy lookup) iterate
+    os.environ concurrently, and a key vanishing or appearing mid-iteration breaks them.
+    EmbeddedAws pre-sets every function's keys at start (`preset`), so a call only overwrites.
     """
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
@@ -158,7 +159,11 @@ def _environment(env: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
+            if value is not None:
                 os.environ[key] = value
+
+
+def preset(variables: dict[str, str]) -> None:
+    """Create every key any function will set, once, before threads start reading."""
+    for key, value in variables.items():
+        os.environ.setdefault(key, value)

@@ -289,7 +289,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`needle replay DIR --out FILE [--step-minutes M] [--investigate WHICH]`."""
+    parser = argparse.ArgumentParser(prog="needle replay", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning, module="moto")
     logging.getLogger("moto").setLevel(logging.ERROR)
     try:
@@ -310,4 +314,3 @@ def main(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-

@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from needle_local.scenarios import skeleton_scenario
 
+from needle_local.scenarios import skeleton_scenario
 from tests.conftest import SIM_SECRET, SimClock
 from tests.support import s3_json, scan
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from moto.awslambda.models import LambdaFunction
+
 from needle_local import lambda_hook
 
 pytestmark = pytest.mark.integration

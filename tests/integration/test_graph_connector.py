@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from needle.ingest.poller import PollSettings, poll
 from needle.ingest.ports import WriteOutcome
 from needle.model.event import DeviceHints, Event

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from needle.ingest.poller import PollSettings, poll
 from needle.sources.http import EntraClientCredentials
 from needle.sources.mde.client import SCOPE, MdeClient
@@ -17,7 +18,6 @@ from needle.store.events import DynamoEventStore
 from needle.store.quarantine import S3Quarantine
 from needle.store.state import DynamoCheckpoints
 from needle.store.tables import TableNames, bind
-
 from tests.conftest import SIM_CREDENTIALS, SimClock
 from tests.support import mde_alert, scan
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from needle_local.scenarios import ALERT_FIELDS, EVIDENCE_FIELDS, HOSTS, machine_id, skeleton_scenario
 from needle_local.simulators.mde import MdeSimulator, mde_timestamp
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from needle.ingest.poller import poll
 from needle.ingest.ports import WriteOutcome
 from needle.model.event import DeviceHints, Event, MalformedRecordError

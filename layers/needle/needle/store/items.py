@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pynamodb.attributes import (
-    BooleanAttribute,
     BinaryAttribute,
+    BooleanAttribute,
     JSONAttribute,
     ListAttribute,
     NumberAttribute,

@@ -17,7 +17,8 @@ closed -> resolved, ignored -> suppressed; anything else -> new. The raw value s
 
 Entity. An alert with a `device` object (or, failing that, an `agent_id` on a non-identity
 alert) is placed on that device: `device.device_id` (the AID, also the containment key),
-`device.hostname`, and `local_ip` as the IP lease (`external_ip` is a shared NAT address). Identity-protection alerts (`product`
+`device.hostname`, and `local_ip` as the IP lease (`external_ip` is a shared NAT address).
+Identity-protection alerts (`product`
 "idp" or data domain "Identity") carry no `device`: they are about an account, so the entity is
 the user, given as a hostname-less device hint `device_id="user:<user_name lower-cased>"` (the
 resolver then keys it `device:crowdstrike:user:<name>`); the source/target endpoints stay in the
