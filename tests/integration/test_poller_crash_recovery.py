@@ -58,7 +58,7 @@ SPREAD = timedelta(days=10)  # update times are spread evenly over the 10 days u
 # Covers the spread with a day to spare: even 200 restarts before the first checkpoint lose nothing.
 LOOKBACK = timedelta(days=11)
 PAGE = 200  # CrowdStrike page: ~400 kill points (two per alert) between checkpoints
-WINDOW = timedelta(hours=5)  # MDE window: ~208 alerts, ~420 kill points; 48 closed windows in all
+WINDOW = timedelta(hours=5)  # MDE window: ~208 alerts, ~420 kill points; 48 windows hold alerts
 MAX_TOKENS = 2_500  # a run's budget of kill points is drawn from 1..MAX_TOKENS
 MAX_RESTARTS = 200
 MIN_KILLS = 10
