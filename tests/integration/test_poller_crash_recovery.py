@@ -3,10 +3,12 @@ with exactly the 10,000 alerts stored: once each, none lost, the checkpoint at t
 
 The real poll() runs over real HTTP against a vendor simulator and writes through the real
 adapters into the embedded AWS. The adapters are wrapped so that each run (a Lambda container)
-gets a random budget of kill-point tokens; every kill point spends one, and the point that
-spends the last raises `Killed`: before or after a store(), inside the checkpoint save before or
-after the real save, or between pages (time_left). A restart is a new poll() with fresh adapters,
-feed, HTTP client and tokens, one minute later.
+gets a random budget of tokens; every kill point spends some, and the point that spends the last
+raises `Killed`: before or after a store(), inside the checkpoint save before or after the real
+save, or between pages (time_left). A store point spends one token, a checkpoint or between-pages
+point BOUNDARY_COST: there are 400-odd store points per checkpoint and only three boundary points,
+which would otherwise almost never be hit. A restart is a new poll() with fresh adapters, feed,
+HTTP client and OAuth tokens, one minute later.
 
 CrowdStrike is an ordered feed (a checkpoint after every page); MDE is unordered (read in windows,
 each checkpointed at its end). Both use the same kill switch with the same budgets.
@@ -14,7 +16,7 @@ each checkpointed at its end). Both use the same kill switch with the same budge
 Cost (CPU-bound, one core): every created alert is one PutItem through botocore into moto, about
 6 ms, so the 10,000 creates alone take about a minute; a re-read alert (conditional put refused,
 then GetItem) about 10 ms; every simulator listing parses all 10,000 alerts' timestamps (100-200
-ms). Units of progress of ~200 alerts and budgets of up to 2,500 points give ~20 kills while
+ms). Units of progress of ~200 alerts and budgets of up to MAX_TOKENS give ~20 kills while
 keeping re-reads near 2,000 alerts and listings near 70.
 """
 
@@ -57,9 +59,11 @@ NEWEST = NOW - timedelta(minutes=1)  # the newest alert's update time
 SPREAD = timedelta(days=10)  # update times are spread evenly over the 10 days up to NEWEST
 # Covers the spread with a day to spare: even 200 restarts before the first checkpoint lose nothing.
 LOOKBACK = timedelta(days=11)
-PAGE = 200  # CrowdStrike page: ~400 kill points (two per alert) between checkpoints
-WINDOW = timedelta(hours=5)  # MDE window: ~208 alerts, ~420 kill points; 48 windows hold alerts
-MAX_TOKENS = 2_500  # a run's budget of kill points is drawn from 1..MAX_TOKENS
+PAGE = 200  # CrowdStrike page: ~400 store kill points (two per alert) between checkpoints
+WINDOW = timedelta(hours=5)  # MDE window: ~208 alerts, ~420 store kill points; 48 windows hold alerts
+BOUNDARY_COST = 100  # tokens spent by a checkpoint-save or between-pages kill point (store: 1)
+BOUNDARY_POINTS = ("before checkpoint save", "after checkpoint save", "between pages")
+MAX_TOKENS = 3_500  # a run's budget is drawn from 1..MAX_TOKENS
 MAX_RESTARTS = 200
 MIN_KILLS = 10
 SEED = 20250314
@@ -85,8 +89,8 @@ class Clock:
 
 @dataclass
 class KillSwitch:
-    """Each run is armed with a random budget of tokens; every kill point spends one, and the
-    point that spends the last one kills the run."""
+    """Each run is armed with a random budget of tokens; every kill point spends `cost` of them,
+    and the point that spends the last one kills the run."""
 
     rng: random.Random
     max_tokens: int
@@ -96,9 +100,9 @@ class KillSwitch:
     def arm(self) -> None:
         self.tokens = self.rng.randint(1, self.max_tokens)
 
-    def point(self, where: str) -> None:
-        self.tokens -= 1
-        if self.tokens == 0:
+    def point(self, where: str, cost: int = 1) -> None:
+        self.tokens -= cost
+        if self.tokens <= 0:
             self.kills[where] += 1
             raise Killed(where)
 
@@ -123,9 +127,9 @@ class KillableCheckpoints(DynamoCheckpoints):
         self._switch = switch
 
     def save(self, source: str, cursor: datetime) -> None:
-        self._switch.point("before checkpoint save")
+        self._switch.point("before checkpoint save", BOUNDARY_COST)
         super().save(source, cursor)
-        self._switch.point("after checkpoint save")
+        self._switch.point("after checkpoint save", BOUNDARY_COST)
 
 
 @dataclass
@@ -149,7 +153,7 @@ def backfill_until_done(
     done = Backfill(kills=switch.kills)
 
     def time_left() -> float:
-        switch.point("between pages")
+        switch.point("between pages", BOUNDARY_COST)
         return float("inf")
 
     while done.runs <= MAX_RESTARTS:
@@ -202,8 +206,10 @@ def assert_stored_exactly_once(aws: EmbeddedAws, source: str, ids: list[str], do
     assert listed.get("KeyCount", 0) == 0
     assert done.outcomes["created"] == ALERTS
     assert done.outcomes["updated"] == 0
-    # The kills were real: the test cannot pass by never killing.
+    # The kills were real (the test cannot pass by never killing) and hit both kinds of point.
     assert sum(done.kills.values()) >= MIN_KILLS, done.kills
+    assert done.kills["before store"] + done.kills["after store"] > 0, done.kills
+    assert sum(done.kills[p] for p in BOUNDARY_POINTS) > 0, done.kills
     assert done.last is not None
     assert done.last.complete
 
