@@ -21,16 +21,12 @@ from typing import Any
 
 from needle_local.embedded import EmbeddedAws
 from needle_local.scenarios import enterprise_scenario
+from needle_local.simulators.credentials import SIM_SECRETS
 from needle_local.simulators.crowdstrike import CrowdStrikeSimulator
 from needle_local.simulators.mde import MdeSimulator
-from needle_local.simulators.sentinelone import DEFAULT_TOKEN, SentinelOneSimulator
+from needle_local.simulators.sentinelone import SentinelOneSimulator
 
-SIM_CREDENTIALS = {"tenant_id": "sim-tenant", "client_id": "sim-client", "client_secret": "sim-secret"}
-SECRETS = {
-    "MdeCredentials": SIM_CREDENTIALS,
-    "CrowdStrikeCredentials": {"client_id": "sim-client", "client_secret": "sim-secret"},
-    "SentinelOneCredentials": {"api_token": DEFAULT_TOKEN},
-}
+SECRETS = {k: SIM_SECRETS[k] for k in ("MdeCredentials", "CrowdStrikeCredentials", "SentinelOneCredentials")}
 STEP = timedelta(minutes=10)
 STEPS = 5
 

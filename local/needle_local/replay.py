@@ -29,10 +29,11 @@ from needle.sources.mde.client import cursor_of as mde_cursor
 from needle.sources.sentinelone.client import cursor_of as sentinelone_cursor
 from needle_local.embedded import EmbeddedAws
 from needle_local.simulators.base import HttpSimulator
+from needle_local.simulators.credentials import SECRET_OF, SIM_SECRETS
 from needle_local.simulators.crowdstrike import CrowdStrikeSimulator
 from needle_local.simulators.graph import GraphSimulator
 from needle_local.simulators.mde import MdeSimulator
-from needle_local.simulators.sentinelone import DEFAULT_TOKEN, SentinelOneSimulator
+from needle_local.simulators.sentinelone import SentinelOneSimulator
 
 FILES = {
     "mde": "mde_alerts.jsonl",
@@ -42,7 +43,6 @@ FILES = {
 }
 NETWORK_FILES = ("suricata_eve.jsonl", "zeek_notice.jsonl", "network_detections.jsonl")
 PARAMETER = {"mde": "Mde", "graph": "Graph", "crowdstrike": "CrowdStrike", "sentinelone": "SentinelOne"}
-SECRET = {"mde": "MdeCredentials", "graph": "GraphCredentials", "crowdstrike": "CrowdStrikeCredentials"}
 CURSOR = {
     "mde": mde_cursor,
     "graph": graph_cursor,
@@ -50,7 +50,6 @@ CURSOR = {
     "sentinelone": sentinelone_cursor,
 }
 MAX_LINE_BYTES = 1 << 20
-ENTRA = {"tenant_id": "sim-tenant", "client_id": "sim-client", "client_secret": "sim-secret"}
 
 
 class ReplayInputError(ValueError):
@@ -162,13 +161,7 @@ def replay(directory: Path, out: TextIO, *, step: timedelta, trigger: str, log: 
                 parameters["CrowdStrikeApiBaseUrl"] = simulator.base_url
             else:
                 parameters["SentinelOneConsoleUrl"] = simulator.base_url
-            secrets[SECRET.get(source, "SentinelOneCredentials")] = (
-                {"api_token": DEFAULT_TOKEN}
-                if source == "sentinelone"
-                else {"client_id": "sim-client", "client_secret": "sim-secret"}
-                if source == "crowdstrike"
-                else ENTRA
-            )
+            secrets[SECRET_OF[source]] = SIM_SECRETS[SECRET_OF[source]]
         if "mde" in simulators:
             parameters["MdeLoginBaseUrl"] = simulators["mde"].base_url
         with EmbeddedAws(parameters=parameters, secrets=secrets) as aws:
