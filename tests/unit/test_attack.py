@@ -36,6 +36,13 @@ def test_tactic_returns_none_for_what_is_not_a_tactic(label: str) -> None:
     assert tactic(label) is None
 
 
+def test_a_label_resolves_the_same_when_asked_again_and_when_too_long_to_be_remembered() -> None:
+    # Short labels are remembered after the first lookup, longer ones are looked up each time
+    assert tactic("CredentialAccess") == tactic("CredentialAccess") == ("TA0006", "Credential Access")
+    assert tactic("Credential Access" + " " * 100) == ("TA0006", "Credential Access")
+    assert tactic("Malware" + " " * 100) is None
+
+
 def test_every_tactic_resolves_from_its_own_name_and_id() -> None:
     for uid, name in TACTICS:
         assert tactic(name) == (uid, name)

@@ -75,6 +75,33 @@ def test_parse_time_normalizes_z_and_offsets_to_utc(text: str, expected: datetim
     assert moment.tzinfo is UTC
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-05-12T14:03:51Z",
+        "2025-05-12T14:03:51.8Z",
+        "2025-05-12T14:03:51.884120Z",
+        "2025-05-12T14:03:51.8841207Z",
+        "2025-05-12T14:03:51.884120736Z",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.9999999Z",
+    ],
+)
+def test_parse_time_reads_the_vendor_shape_as_the_same_instant_with_an_offset(text: str) -> None:
+    # GIVEN the shape vendors send (`Z`, up to 9 fractional digits), which parses without the
+    # general clean-up, and the same instant written with an offset, which takes it
+    # THEN both parse to the same aware UTC datetime
+    moment = parse_time(text)
+
+    assert moment == parse_time(text[:-1] + "+00:00")
+    assert moment.tzinfo is UTC
+
+
+def test_parse_time_names_the_timestamp_as_sent_when_the_vendor_shape_is_invalid() -> None:
+    with pytest.raises(MalformedRecordError, match=r"'2025-02-29T00:00:00\.1234567Z'"):
+        parse_time("2025-02-29T00:00:00.1234567Z")
+
+
 def test_parse_time_treats_a_naive_timestamp_as_utc() -> None:
     moment = parse_time("2025-05-12T14:03:51.8841207")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Kill-chain order matters: investigation reports name an attack chain in this order.
 TACTICS: tuple[tuple[str, str], ...] = (
@@ -25,6 +26,12 @@ TACTICS: tuple[tuple[str, str], ...] = (
 _BY_KEY = {re.sub(r"[^a-z]", "", name.lower()): (uid, name) for uid, name in TACTICS}
 _ORDER = {uid: i for i, (uid, _) in enumerate(TACTICS)}
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
+_NOT_KEY = re.compile(r"[^a-z0-9]")
+
+
+# Vendors repeat a few labels on every alert: those are looked up once. Longer ones are not kept,
+# so attacker-made labels cannot grow the cache.
+_CACHED_LABEL_CHARS = 64
 
 
 def tactic(label: str) -> tuple[str, str] | None:
@@ -33,7 +40,16 @@ def tactic(label: str) -> tuple[str, str] | None:
     >>> tactic("CredentialAccess")
     ('TA0006', 'Credential Access')
     """
-    key = re.sub(r"[^a-z0-9]", "", label.lower())
+    return _cached_tactic(label) if len(label) <= _CACHED_LABEL_CHARS else _tactic(label)
+
+
+@lru_cache(maxsize=1024)
+def _cached_tactic(label: str) -> tuple[str, str] | None:
+    return _tactic(label)
+
+
+def _tactic(label: str) -> tuple[str, str] | None:
+    key = _NOT_KEY.sub("", label.lower())
     if key.upper().startswith("TA") and key[2:].isdigit():
         uid = key.upper()
         return next(((u, n) for u, n in TACTICS if u == uid), None)

@@ -32,12 +32,11 @@ are kept in `unmapped` only.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from needle.model.attack import is_technique_id, tactic
 from needle.model.event import DeviceHints, Event, MalformedRecordError, parse_time
-from needle.sources.ocsf import detection_finding
+from needle.sources.ocsf import MD5, SHA1, SHA256, clean, edr_alert, fingerprint, obj, objs, optional_time
 
 SOURCE = "crowdstrike"
 VENDOR = "CrowdStrike"
@@ -70,8 +69,8 @@ def normalize(alert: dict[str, Any]) -> Event:
     if not isinstance(composite_id, str) or not composite_id.strip():
         raise MalformedRecordError("missing or empty 'composite_id'")
     updated = parse_time(alert.get("updated_timestamp"))
-    created = _optional_time(alert.get("created_timestamp")) or updated
-    detected = _optional_time(alert.get("timestamp"))
+    created = optional_time(alert.get("created_timestamp")) or updated
+    detected = optional_time(alert.get("timestamp"))
 
     title = _text(alert.get("display_name")) or _text(alert.get("name")) or _fallback_title(alert)
     severity_id = severity_of(alert)
@@ -96,7 +95,8 @@ def normalize(alert: dict[str, Any]) -> Event:
     )
     pattern_id = alert.get("pattern_id")
 
-    finding = detection_finding(
+    return edr_alert(
+        source=SOURCE,
         uid=composite_id,
         title=title,
         description=alert.get("description"),
@@ -106,54 +106,47 @@ def normalize(alert: dict[str, Any]) -> Event:
         first_seen=detected,
         last_seen=None,
         modified=updated,
-        analytic={
-            "uid": str(pattern_id) if pattern_id is not None else None,
-            "name": alert.get("name"),
-            "type_id": 1,
-        },
+        analytic=obj(
+            {
+                "uid": None if pattern_id is None else clean(str(pattern_id)),
+                "name": clean(alert.get("name")),
+                "type_id": 1,
+            }
+        ),
         tactics=tactics,
         techniques=techniques,
+        hints=device_hints,
         device=finding_device,
         evidences=_evidences(alert, filename, filepath, user_name, domain),
         vendor=VENDOR,
         product=product,
         console_url=console_url,
         verdict=_text(alert.get("resolution")) or None,
-        # Kept small on purpose (the whole payload is in `raw`): what triage and rules read.
-        unmapped={
-            "id": alert.get("id"),
-            "aggregate_id": alert.get("aggregate_id") or None,
-            "product": alert.get("product"),
-            "type": alert.get("type"),
-            "scenario": alert.get("scenario"),
-            "confidence": alert.get("confidence"),
-            "severity": alert.get("severity"),
-            "severity_name": alert.get("severity_name"),
-            "status": raw_status or None,
-            "tactic": alert.get("tactic"),
-            "tactic_id": alert.get("tactic_id"),
-            "technique": alert.get("technique"),
-            "technique_id": alert.get("technique_id"),
-        },
-    )
-    return Event(
-        source=SOURCE,
-        vendor_id=composite_id,
-        kind="edr_alert",
-        time=detected or created,
-        updated_at=updated,
-        title=title,
-        severity_id=severity_id,
-        status=status,
-        tactics=tuple(tactics),
-        techniques=tuple(techniques),
-        device=device_hints,
+        unmapped=_unmapped(alert, raw_status),
         user=user,
         process=process or None,
-        console_url=console_url,
-        finding=finding,
         raw=alert,
     )
+
+
+def _unmapped(alert: dict[str, Any], status: str) -> dict[str, Any] | None:
+    # Kept small on purpose (the whole payload is in `raw`): what triage and rules read.
+    unmapped = {
+        "id": clean(alert.get("id")),
+        "aggregate_id": clean(alert.get("aggregate_id") or None),
+        "product": clean(alert.get("product")),
+        "type": clean(alert.get("type")),
+        "scenario": clean(alert.get("scenario")),
+        "confidence": clean(alert.get("confidence")),
+        "severity": clean(alert.get("severity")),
+        "severity_name": clean(alert.get("severity_name")),
+        "status": clean(status or None),
+        "tactic": clean(alert.get("tactic")),
+        "tactic_id": clean(alert.get("tactic_id")),
+        "technique": clean(alert.get("technique")),
+        "technique_id": clean(alert.get("technique_id")),
+    }
+    return obj(unmapped)
 
 
 def severity_of(alert: dict[str, Any]) -> int:
@@ -178,16 +171,6 @@ def severity_of(alert: dict[str, Any]) -> int:
 
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
-
-
-def _optional_time(value: Any) -> datetime | None:
-    # Secondary times are context: a bad one must not cost the alert.
-    if not value:
-        return None
-    try:
-        return parse_time(value)
-    except MalformedRecordError:
-        return None
 
 
 def _fallback_title(alert: dict[str, Any]) -> str:
@@ -249,22 +232,23 @@ def _device(
             # many hosts share (kept in the finding, never used to place network detections).
             local_ip = device.get("local_ip")
             ips = (local_ip,) if isinstance(local_ip, str) and local_ip else ()
+            os = {"name": clean(device.get("os_version")), "type": clean(device.get("platform_name"))}
             finding_device = {
-                "uid": device_id or None,
-                "hostname": hostname or None,
-                "ip": device.get("local_ip") or None,
-                "mac": device.get("mac_address") or None,
-                "domain": device.get("machine_domain") or None,
-                "os": {"name": device.get("os_version"), "type": device.get("platform_name")},
-                "external_ip": device.get("external_ip") or None,
+                "uid": clean(device_id or None),
+                "hostname": clean(hostname or None),
+                "ip": clean(device.get("local_ip") or None),
+                "mac": clean(device.get("mac_address") or None),
+                "domain": clean(device.get("machine_domain") or None),
+                "os": obj(os),
+                "external_ip": clean(device.get("external_ip") or None),
             }
             hints = DeviceHints(
                 source=SOURCE, device_id=device_id or None, hostname=hostname or None, ips=ips
             )
-            return hints, finding_device
+            return hints, obj(finding_device)
     agent_id = _text(alert.get("agent_id"))
     if agent_id and not _is_identity(alert):
-        return DeviceHints(source=SOURCE, device_id=agent_id, hostname=None), {"uid": agent_id}
+        return DeviceHints(source=SOURCE, device_id=agent_id, hostname=None), {"uid": clean(agent_id)}
     account = user_name or _text(alert.get("source_account_upn")) or _text(alert.get("source_account_name"))
     if not account:
         raise MalformedRecordError("alert names neither a device nor a user")
@@ -272,13 +256,14 @@ def _device(
     return DeviceHints(source=SOURCE, device_id=user_key, hostname=None), None
 
 
-def _hashes(md5: Any, sha1: Any, sha256: Any) -> list[dict[str, Any]]:
-    out = []
-    for value, algorithm, algorithm_id in ((md5, "MD5", 1), (sha1, "SHA-1", 2), (sha256, "SHA-256", 3)):
+def _hashes(md5: Any, sha1: Any, sha256: Any) -> list[dict[str, Any]] | None:
+    found = [
+        fingerprint(algorithm, value)
+        for value, algorithm in ((md5, MD5), (sha1, SHA1), (sha256, SHA256))
         # Falcon fills `sha1` with zeros when it did not compute it.
-        if isinstance(value, str) and value and not _ZERO_HASH.fullmatch(value):
-            out.append({"algorithm_id": algorithm_id, "algorithm": algorithm, "value": value})
-    return out
+        if isinstance(value, str) and value and not _ZERO_HASH.fullmatch(value)
+    ]
+    return found or None
 
 
 def _pid(value: Any) -> int | None:
@@ -291,72 +276,85 @@ def _pid(value: Any) -> int | None:
 
 def _evidences(
     alert: dict[str, Any], filename: str, filepath: str, user_name: str, domain: str
-) -> list[dict[str, Any]]:
-    evidences: list[dict[str, Any]] = []
-    cmdline = alert.get("cmdline")
-    if filename or filepath or cmdline:
-        parent = alert.get("parent_details")
-        parent_process = None
-        if isinstance(parent, dict):
-            parent_process = {
-                "name": parent.get("filename"),
-                "pid": _pid(parent.get("local_process_id")),
-                "uid": parent.get("process_graph_id"),
-                "cmd_line": parent.get("cmdline"),
-                "file": {
-                    "name": parent.get("filename"),
-                    "path": parent.get("filepath"),
-                    "hashes": _hashes(parent.get("md5"), None, parent.get("sha256")),
-                },
-                "user": {"name": parent.get("user_name"), "uid": parent.get("user_id")},
-            }
-        evidences.append(
-            {
-                "process": {
-                    "name": filename or None,
-                    "pid": _pid(alert.get("local_process_id")),
-                    "uid": alert.get("triggering_process_graph_id"),
-                    "cmd_line": cmdline,
-                    "file": {
-                        "name": filename or None,
-                        "path": filepath or None,
-                        "hashes": _hashes(alert.get("md5"), alert.get("sha1"), alert.get("sha256")),
-                    },
-                    "user": {
-                        "name": user_name or None,
-                        "uid": alert.get("user_id"),
-                        "domain": domain or None,
-                    },
-                    "parent_process": parent_process,
-                }
-            }
-        )
+) -> list[dict[str, Any]] | None:
+    if filename or filepath or alert.get("cmdline"):
+        actor = obj({"process": _process(alert, filename, filepath, user_name, domain)})
     elif user_name:
-        evidences.append(
-            {
-                "user": {
-                    "name": user_name,
-                    "uid": alert.get("source_account_object_sid") or alert.get("user_id"),
-                    "domain": alert.get("source_account_domain") or domain or None,
-                    "email_addr": alert.get("source_account_upn"),
-                }
-            }
-        )
-    source_host = alert.get("source_endpoint_host_name")
-    source_ip = alert.get("source_endpoint_ip_address")
-    if source_host or source_ip:
-        evidences.append(
-            {
-                "src_endpoint": {
-                    "hostname": source_host,
-                    "ip": source_ip,
-                    "uid": alert.get("source_endpoint_sensor_id"),
-                }
-            }
-        )
-    target_host = alert.get("target_endpoint_host_name")
-    if target_host:
-        evidences.append(
-            {"dst_endpoint": {"hostname": target_host, "uid": alert.get("target_endpoint_sensor_id")}}
-        )
-    return evidences
+        actor = obj({"user": _account(alert, user_name, domain)})
+    else:
+        actor = None
+    return objs([actor, _source_endpoint(alert), _target_endpoint(alert)])
+
+
+def _process(
+    alert: dict[str, Any], filename: str, filepath: str, user_name: str, domain: str
+) -> dict[str, Any] | None:
+    file = {
+        "name": clean(filename or None),
+        "path": clean(filepath or None),
+        "hashes": _hashes(alert.get("md5"), alert.get("sha1"), alert.get("sha256")),
+    }
+    user = {
+        "name": clean(user_name or None),
+        "uid": clean(alert.get("user_id")),
+        "domain": clean(domain or None),
+    }
+    process = {
+        "name": clean(filename or None),
+        "pid": _pid(alert.get("local_process_id")),
+        "uid": clean(alert.get("triggering_process_graph_id")),
+        "cmd_line": clean(alert.get("cmdline")),
+        "file": obj(file),
+        "user": obj(user),
+        "parent_process": _parent_process(alert.get("parent_details")),
+    }
+    return obj(process)
+
+
+def _parent_process(parent: Any) -> dict[str, Any] | None:
+    if not isinstance(parent, dict):
+        return None
+    file = {
+        "name": clean(parent.get("filename")),
+        "path": clean(parent.get("filepath")),
+        "hashes": _hashes(parent.get("md5"), None, parent.get("sha256")),
+    }
+    process = {
+        "name": clean(parent.get("filename")),
+        "pid": _pid(parent.get("local_process_id")),
+        "uid": clean(parent.get("process_graph_id")),
+        "cmd_line": clean(parent.get("cmdline")),
+        "file": obj(file),
+        "user": obj({"name": clean(parent.get("user_name")), "uid": clean(parent.get("user_id"))}),
+    }
+    return obj(process)
+
+
+def _account(alert: dict[str, Any], user_name: str, domain: str) -> dict[str, Any] | None:
+    account = {
+        "name": clean(user_name),
+        "uid": clean(alert.get("source_account_object_sid") or alert.get("user_id")),
+        "domain": clean(alert.get("source_account_domain") or domain or None),
+        "email_addr": clean(alert.get("source_account_upn")),
+    }
+    return obj(account)
+
+
+def _source_endpoint(alert: dict[str, Any]) -> dict[str, Any] | None:
+    host, ip = alert.get("source_endpoint_host_name"), alert.get("source_endpoint_ip_address")
+    if not host and not ip:
+        return None
+    endpoint = {
+        "hostname": clean(host),
+        "ip": clean(ip),
+        "uid": clean(alert.get("source_endpoint_sensor_id")),
+    }
+    return obj({"src_endpoint": obj(endpoint)})
+
+
+def _target_endpoint(alert: dict[str, Any]) -> dict[str, Any] | None:
+    host = alert.get("target_endpoint_host_name")
+    if not host:
+        return None
+    endpoint = {"hostname": clean(host), "uid": clean(alert.get("target_endpoint_sensor_id"))}
+    return obj({"dst_endpoint": obj(endpoint)})

@@ -37,12 +37,24 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from needle.model.event import DeviceHints, Event, MalformedRecordError, parse_time
-from needle.sources.ocsf import detection_finding
+from needle.sources.ocsf import (
+    SHA1,
+    SHA256,
+    Algorithms,
+    Fields,
+    clean,
+    edr_alert,
+    hashes,
+    member,
+    obj,
+    objs,
+    optional_time,
+    pick,
+)
 
 CONSOLE = "https://security.microsoft.com/alerts/"
 TYPE_PREFIX = "#microsoft.graph.security."
@@ -84,6 +96,33 @@ _EVIDENCE_BASE = frozenset(
     }
 )
 _SOURCE_ROLES = frozenset({"source", "attacker", "commandAndControl"})
+HASHES: Algorithms = (("sha1", SHA1), ("sha256", SHA256))
+UNMAPPED: Fields = tuple(
+    (key, key)
+    for key in (
+        "incidentId",
+        "incidentWebUrl",
+        "providerAlertId",
+        "serviceSource",
+        "determination",
+        "assignedTo",
+        "threatDisplayName",
+        "threatFamilyName",
+        "actorDisplayName",
+        "resolvedDateTime",
+        "recommendedActions",
+        "tenantId",
+        "systemTags",
+    )
+)
+USER: Fields = (
+    ("name", "accountName"),
+    ("domain", "domainName"),
+    ("uid", "userSid"),
+    ("uid_alt", "azureAdUserId"),
+    ("email_addr", "userPrincipalName"),
+    ("full_name", "displayName"),
+)
 
 
 def normalize(alert: dict[str, Any]) -> Event:
@@ -97,9 +136,9 @@ def normalize(alert: dict[str, Any]) -> Event:
     if not isinstance(alert_id, str) or not alert_id.strip():
         raise MalformedRecordError("missing or empty 'id'")
     updated = parse_time(alert.get("lastUpdateDateTime"))
-    created = _optional_time(alert.get("createdDateTime")) or updated
-    first = _optional_time(alert.get("firstActivityDateTime"))
-    last = _optional_time(alert.get("lastActivityDateTime"))
+    created = optional_time(alert.get("createdDateTime")) or updated
+    first = optional_time(alert.get("firstActivityDateTime"))
+    last = optional_time(alert.get("lastActivityDateTime"))
     title = _title(alert, alert_id)
     severity = alert.get("severity")
     severity_id = SEVERITY.get(severity.lower(), OTHER_SEVERITY) if isinstance(severity, str) else 0
@@ -110,14 +149,12 @@ def normalize(alert: dict[str, Any]) -> Event:
     techniques = _techniques(alert.get("mitreTechniques"))
 
     scan = _Scan()
-    evidences = [scan.evidence(row) for row in _evidence_rows(alert.get("evidence"))]
+    evidences = objs([scan.evidence(row) for row in _evidence_rows(alert.get("evidence"))])
     hints, device = scan.hints(alert_id)
-    user = scan.user_label()
-    console_url = _console_url(alert, alert_id)
     service = alert.get("serviceSource")
     classification = alert.get("classification")
-    verdict = _known(classification) if isinstance(classification, str) else None
-    finding = detection_finding(
+    return edr_alert(
+        source="graph",
         uid=alert_id,
         title=title,
         description=alert.get("description"),
@@ -127,47 +164,21 @@ def normalize(alert: dict[str, Any]) -> Event:
         first_seen=first,
         last_seen=last,
         modified=updated,
-        analytic={"uid": alert.get("detectorId"), "name": alert.get("detectionSource"), "type_id": 1},
+        analytic=obj(
+            {"uid": clean(alert.get("detectorId")), "name": clean(alert.get("detectionSource")), "type_id": 1}
+        ),
         tactics=tactics,
         techniques=techniques,
+        hints=hints,
         device=device,
         evidences=evidences,
         vendor="Microsoft",
         product=PRODUCTS.get(service, DEFAULT_PRODUCT) if isinstance(service, str) else DEFAULT_PRODUCT,
-        console_url=console_url,
-        verdict=verdict,
-        unmapped={
-            "incidentId": alert.get("incidentId"),
-            "incidentWebUrl": alert.get("incidentWebUrl"),
-            "providerAlertId": alert.get("providerAlertId"),
-            "serviceSource": service,
-            "determination": _known(alert.get("determination")),
-            "assignedTo": alert.get("assignedTo"),
-            "threatDisplayName": alert.get("threatDisplayName"),
-            "threatFamilyName": alert.get("threatFamilyName"),
-            "actorDisplayName": alert.get("actorDisplayName"),
-            "resolvedDateTime": alert.get("resolvedDateTime"),
-            "recommendedActions": alert.get("recommendedActions"),
-            "tenantId": alert.get("tenantId"),
-            "systemTags": alert.get("systemTags"),
-        },
-    )
-    return Event(
-        source="graph",
-        vendor_id=alert_id,
-        kind="edr_alert",
-        time=first or created,
-        updated_at=updated,
-        title=title,
-        severity_id=severity_id,
-        status=status,
-        tactics=tuple(tactics),
-        techniques=tuple(techniques),
-        device=hints,
-        user=user,
+        console_url=_console_url(alert, alert_id),
+        verdict=_known(classification) if isinstance(classification, str) else None,
+        unmapped=_unmapped(alert),
+        user=scan.user_label(),
         process=scan.process,
-        console_url=console_url,
-        finding=finding,
         raw=alert,
     )
 
@@ -176,14 +187,17 @@ class _Scan:
     """One pass over the evidence: OCSF evidences plus what the alert says about its entity."""
 
     def __init__(self) -> None:
-        self.device: dict[str, Any] | None = None
+        # The first device evidence naming its device: its ids as sent (they key the entity) ...
+        self.device_ids: tuple[Any, Any] | None = None
+        # ... and what the finding says of it.
+        self.device: dict[str, Any] = {}
         self.device_ips: list[str] = []
         self.other_device_id: str | None = None
         self.user_account: dict[str, Any] | None = None  # from userEvidence
         self.other_account: dict[str, Any] | None = None  # from any other evidence
         self.process: str | None = None
 
-    def evidence(self, row: dict[str, Any]) -> dict[str, Any]:
+    def evidence(self, row: dict[str, Any]) -> dict[str, Any] | None:
         odata_type = row.get("@odata.type")
         kind = odata_type.removeprefix(TYPE_PREFIX) if isinstance(odata_type, str) else None
         account = row.get("userAccount")
@@ -198,25 +212,24 @@ class _Scan:
             self.other_device_id = mde_id
         builder = _BUILDERS.get(kind) if kind is not None else None
         if builder is None:
-            out: dict[str, Any] = {
-                "name": kind,
-                "data": {k: v for k, v in row.items() if k not in _EVIDENCE_BASE},
-            }
+            data = {k: v for k, v in row.items() if k not in _EVIDENCE_BASE}
+            out = obj({"name": clean(kind), "data": clean(data)})
         else:
             out = builder(self, row)
         verdict = row.get("verdict")
         if isinstance(verdict, str) and verdict not in NO_VERDICT:
-            out["verdict"] = verdict
+            out = out or {}
+            out["verdict"] = clean(verdict)
         return out
 
     def hints(self, alert_id: str) -> tuple[DeviceHints, dict[str, Any] | None]:
-        device = self.device
-        if device is not None:
-            device_id, hostname = device.get("uid"), device.get("hostname")
-            finding_device = {**device, "ip": self.device_ips[0] if self.device_ips else None}
-            return DeviceHints("mde", device_id, hostname, tuple(self.device_ips)), finding_device
+        if self.device_ids is not None:
+            device_id, hostname = self.device_ids
+            ips = self.device_ips
+            device = obj({**self.device, "ip": ips[0] if ips else None})
+            return DeviceHints("mde", device_id, hostname, tuple(ips)), device
         if self.other_device_id is not None:
-            return DeviceHints("mde", self.other_device_id, None), {"uid": self.other_device_id}
+            return DeviceHints("mde", self.other_device_id, None), {"uid": clean(self.other_device_id)}
         account = self.user_account or self.other_account
         name = _account_key(account) if account is not None else None
         if name is None:
@@ -235,30 +248,28 @@ class _Scan:
 
     # -- one builder per evidence type ---------------------------------------------------
 
-    def _device(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _device(self, row: dict[str, Any]) -> dict[str, Any] | None:
         ips = _usable_ips(row.get("ipInterfaces"))
-        group, group_id = row.get("rbacGroupName"), row.get("rbacGroupId")
-        build = row.get("osBuild")
+        device_id, hostname = row.get("mdeDeviceId") or None, row.get("deviceDnsName") or None
+        os = {"name": clean(row.get("osPlatform")), "build": _string(row.get("osBuild"))}
         device = {
-            "uid": row.get("mdeDeviceId") or None,
-            "uid_alt": row.get("azureAdDeviceId"),
-            "hostname": row.get("deviceDnsName") or None,
-            "os": {"name": row.get("osPlatform"), "build": None if build is None else str(build)},
-            "groups": [{"name": group, "uid": None if group_id is None else str(group_id)}]
-            if group
-            else None,
-            "risk_level": row.get("riskScore"),
+            "uid": clean(device_id),
+            "uid_alt": clean(row.get("azureAdDeviceId")),
+            "hostname": clean(hostname),
+            "os": obj(os),
+            "groups": _groups(row),
+            "risk_level": clean(row.get("riskScore")),
+            "network_interfaces": [{"ip": ip} for ip in ips] or None,
         }
-        if self.device is None and (device["uid"] or device["hostname"]):
-            self.device = {k: v for k, v in device.items() if k in ("uid", "hostname", "os", "groups")}
+        if self.device_ids is None and (device_id or hostname):
+            self.device_ids = (device_id, hostname)
+            self.device = {k: device[k] for k in ("uid", "hostname", "os", "groups")}
             self.device_ips = ips
         users = row.get("loggedOnUsers")
-        return {
-            "device": {**device, "network_interfaces": [{"ip": ip} for ip in ips]},
-            "data": {"loggedOnUsers": users} if users else None,
-        }
+        evidence = {"device": obj(device), "data": member("loggedOnUsers", clean(users)) if users else None}
+        return obj(evidence)
 
-    def _process(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _process(self, row: dict[str, Any]) -> dict[str, Any] | None:
         image = row.get("imageFile")
         image = image if isinstance(image, dict) else {}
         parent = row.get("parentProcessImageFile")
@@ -266,53 +277,55 @@ class _Scan:
         name = image.get("fileName")
         if self.process is None and isinstance(name, str) and name:
             self.process = name
-        return {
-            "process": {
-                "name": name,
-                "pid": row.get("processId"),
-                "cmd_line": row.get("processCommandLine"),
-                "created_time_dt": row.get("processCreationDateTime"),
-                "file": _file(image),
-                "user": _user(row.get("userAccount")),
-                "parent_process": {
-                    "name": parent.get("fileName"),
-                    "pid": row.get("parentProcessId"),
-                    "created_time_dt": row.get("parentProcessCreationDateTime"),
-                    "file": _file(parent),
-                },
-            }
+        parent_process = {
+            "name": clean(parent.get("fileName")),
+            "pid": clean(row.get("parentProcessId")),
+            "created_time_dt": clean(row.get("parentProcessCreationDateTime")),
+            "file": _file(parent),
         }
+        process = {
+            "name": clean(name),
+            "pid": clean(row.get("processId")),
+            "cmd_line": clean(row.get("processCommandLine")),
+            "created_time_dt": clean(row.get("processCreationDateTime")),
+            "file": _file(image),
+            "user": _user(row.get("userAccount")),
+            "parent_process": obj(parent_process),
+        }
+        return member("process", obj(process))
 
-    def _file(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _file(self, row: dict[str, Any]) -> dict[str, Any] | None:
         details = row.get("fileDetails")
-        return {"file": _file(details if isinstance(details, dict) else {})}
+        return member("file", _file(details if isinstance(details, dict) else {}))
 
-    def _user(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"user": _user(row.get("userAccount"))}
+    def _user(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        return member("user", _user(row.get("userAccount")))
 
-    def _ip(self, row: dict[str, Any]) -> dict[str, Any]:
-        endpoint = {"ip": row.get("ipAddress"), "location": {"country": row.get("countryLetterCode")}}
+    def _ip(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        endpoint = {
+            "ip": clean(row.get("ipAddress")),
+            "location": member("country", clean(row.get("countryLetterCode"))),
+        }
         roles = row.get("roles")
         source = isinstance(roles, list) and not _SOURCE_ROLES.isdisjoint(
             r for r in roles if isinstance(r, str)
         )
-        return {"src_endpoint" if source else "dst_endpoint": endpoint}
+        return member("src_endpoint" if source else "dst_endpoint", obj(endpoint))
 
-    def _url(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"url": {"url_string": row.get("url")}}
+    def _url(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        return member("url", member("url_string", clean(row.get("url"))))
 
-    def _registry_key(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {"reg_key": {"path": _registry_path(row)}}
+    def _registry_key(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        return member("reg_key", member("path", clean(_registry_path(row))))
 
-    def _registry_value(self, row: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "reg_value": {
-                "path": _registry_path(row),
-                "name": row.get("registryValueName"),
-                "type": row.get("registryValueType"),
-                "data": row.get("registryValue"),
-            }
+    def _registry_value(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        value = {
+            "path": clean(_registry_path(row)),
+            "name": clean(row.get("registryValueName")),
+            "type": clean(row.get("registryValueType")),
+            "data": clean(row.get("registryValue")),
         }
+        return member("reg_value", obj(value))
 
 
 _BUILDERS = {
@@ -327,21 +340,19 @@ _BUILDERS = {
 }
 
 
+def _unmapped(alert: dict[str, Any]) -> dict[str, Any] | None:
+    unmapped = pick(alert, UNMAPPED)
+    if unmapped is not None and _known(unmapped.get("determination")) is None:
+        unmapped.pop("determination", None)  # a placeholder says nothing
+    return unmapped or None
+
+
 def _evidence_rows(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, dict):
         return [value]  # one evidence object where a list belongs: keep it
     if not isinstance(value, list):
         return []
     return [row for row in value if isinstance(row, dict)]
-
-
-def _optional_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return parse_time(value)
-    except MalformedRecordError:
-        return None  # an optional time that does not parse is dropped, not fatal
 
 
 def _known(value: Any) -> Any:
@@ -412,37 +423,39 @@ def _join(directory: Any, name: Any) -> str | None:
     return f"{str(directory).rstrip(chr(92))}\\{name}" if directory else str(name)
 
 
+def _string(value: Any) -> str | None:
+    # Ids and builds arrive as numbers or strings; the finding always says them as strings.
+    return None if value is None else clean(str(value))
+
+
+def _groups(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    group = row.get("rbacGroupName")
+    return objs([obj({"name": clean(group), "uid": _string(row.get("rbacGroupId"))})]) if group else None
+
+
 def _file(details: dict[str, Any]) -> dict[str, Any] | None:
     if not details:
         return None
-    hashes = [
-        {"algorithm_id": algo_id, "algorithm": algo, "value": details[key]}
-        for key, algo, algo_id in (("sha1", "SHA-1", 2), ("sha256", "SHA-256", 3))
-        if details.get(key)
-    ]
+    name, folder = details.get("fileName"), details.get("filePath")
     signer, issuer = details.get("signer"), details.get("issuer")
-    return {
-        "name": details.get("fileName"),
-        "path": _join(details.get("filePath"), details.get("fileName")),
-        "parent_folder": details.get("filePath"),
-        "size": details.get("fileSize"),
-        "company_name": details.get("filePublisher"),
-        "hashes": hashes,
-        "signature": {"certificate": {"subject": signer, "issuer": issuer}} if signer or issuer else None,
+    file = {
+        "name": clean(name),
+        "path": clean(_join(folder, name)),
+        "parent_folder": clean(folder),
+        "size": clean(details.get("fileSize")),
+        "company_name": clean(details.get("filePublisher")),
+        "hashes": hashes(details, HASHES),
+        "signature": _signature(signer, issuer) if signer or issuer else None,
     }
+    return obj(file)
+
+
+def _signature(signer: Any, issuer: Any) -> dict[str, Any] | None:
+    return member("certificate", obj({"subject": clean(signer), "issuer": clean(issuer)}))
 
 
 def _user(account: Any) -> dict[str, Any] | None:
-    if not isinstance(account, dict):
-        return None
-    return {
-        "name": account.get("accountName"),
-        "domain": account.get("domainName"),
-        "uid": account.get("userSid"),
-        "uid_alt": account.get("azureAdUserId"),
-        "email_addr": account.get("userPrincipalName"),
-        "full_name": account.get("displayName"),
-    }
+    return pick(account, USER) if isinstance(account, dict) else None
 
 
 def _registry_path(row: dict[str, Any]) -> str | None:

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from needle.model.event import DeviceHints, Event, MalformedRecordError, parse_time
-from needle.sources.ocsf import detection_finding
+from needle.sources.ocsf import (
+    SHA1,
+    SHA256,
+    Algorithms,
+    Fields,
+    clean,
+    edr_alert,
+    hashes,
+    member,
+    obj,
+    objs,
+    pick,
+)
 
 CONSOLE = "https://security.microsoft.com/alerts/"
 
 # MDE severity enum -> OCSF severity_id. MDE has no Critical; UnSpecified is OCSF Unknown.
 SEVERITY = {"unspecified": 0, "informational": 1, "low": 2, "medium": 3, "high": 4}
 STATUS = {"new": "new", "inprogress": "in_progress", "resolved": "resolved", "unknown": "new"}
+HASHES: Algorithms = (("sha1", SHA1), ("sha256", SHA256))
+UNMAPPED: Fields = tuple(
+    (key, key)
+    for key in ("incidentId", "determination", "threatFamilyName", "investigationState", "assignedTo")
+)
+USER: Fields = (
+    ("name", "accountName"),
+    ("domain", "domainName"),
+    ("uid", "userSid"),
+    ("email_addr", "userPrincipalName"),
+)
 
 
 def normalize(alert: dict[str, Any]) -> Event:
@@ -31,8 +55,6 @@ def normalize(alert: dict[str, Any]) -> Event:
     severity_id = SEVERITY.get(severity_label.lower(), 99)
     status = STATUS.get(str(alert.get("status") or "unknown").lower(), "new")
     category = alert.get("category")
-    tactics = [category] if isinstance(category, str) and category else []
-    techniques = _techniques(alert.get("mitreTechniques"))
     hostname = alert.get("computerDnsName") or None
     machine_id = alert.get("machineId") or None
     if not hostname and not machine_id:
@@ -41,10 +63,8 @@ def normalize(alert: dict[str, Any]) -> Event:
     if not isinstance(evidence, list):
         evidence = [evidence]  # some exports carry one evidence object per line
     rows = [row for row in evidence if isinstance(row, dict)]
-    user = _user(alert.get("relatedUser"), rows)
-    process_row = next((r for r in rows if r.get("entityType") == "Process"), None)
-    console_url = CONSOLE + alert_id
-    finding = detection_finding(
+    return edr_alert(
+        source="mde",
         uid=alert_id,
         title=title,
         description=alert.get("description"),
@@ -54,39 +74,21 @@ def normalize(alert: dict[str, Any]) -> Event:
         first_seen=first,
         last_seen=last,
         modified=updated,
-        analytic={"uid": alert.get("detectorId"), "name": alert.get("detectionSource"), "type_id": 1},
-        tactics=tactics,
-        techniques=techniques,
-        device={"hostname": hostname, "uid": machine_id, "groups": _groups(alert)},
-        evidences=[_evidence(row) for row in rows],
+        analytic=obj(
+            {"uid": clean(alert.get("detectorId")), "name": clean(alert.get("detectionSource")), "type_id": 1}
+        ),
+        tactics=[category] if isinstance(category, str) and category else [],
+        techniques=_techniques(alert.get("mitreTechniques")),
+        hints=DeviceHints(source="mde", device_id=machine_id, hostname=hostname),
+        device=obj({"hostname": clean(hostname), "uid": clean(machine_id), "groups": _groups(alert)}),
+        evidences=objs([_evidence(row) for row in rows]),
         vendor="Microsoft",
         product="Defender for Endpoint",
-        console_url=console_url,
+        console_url=CONSOLE + alert_id,
         verdict=alert.get("classification") or None,
-        unmapped={
-            "incidentId": alert.get("incidentId"),
-            "determination": alert.get("determination"),
-            "threatFamilyName": alert.get("threatFamilyName"),
-            "investigationState": alert.get("investigationState"),
-            "assignedTo": alert.get("assignedTo"),
-        },
-    )
-    return Event(
-        source="mde",
-        vendor_id=alert_id,
-        kind="edr_alert",
-        time=first or created,
-        updated_at=updated,
-        title=title,
-        severity_id=severity_id,
-        status=status,
-        tactics=tuple(tactics),
-        techniques=tuple(techniques),
-        device=DeviceHints(source="mde", device_id=machine_id, hostname=hostname),
-        user=user,
-        process=(process_row or {}).get("fileName") or None,
-        console_url=console_url,
-        finding=finding,
+        unmapped=pick(alert, UNMAPPED),
+        user=_user(alert.get("relatedUser"), rows),
+        process=_process_name(rows),
         raw=alert,
     )
 
@@ -122,9 +124,16 @@ def _user(related: Any, rows: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _groups(alert: dict[str, Any]) -> list[dict[str, str]]:
+def _process_name(rows: list[dict[str, Any]]) -> str | None:
+    for row in rows:
+        if row.get("entityType") == "Process":
+            return row.get("fileName") or None
+    return None
+
+
+def _groups(alert: dict[str, Any]) -> list[dict[str, Any]] | None:
     group = alert.get("rbacGroupName")
-    return [{"name": group}] if group else []
+    return objs([member("name", clean(group))]) if group else None
 
 
 def _join(directory: Any, name: Any) -> str | None:
@@ -133,50 +142,56 @@ def _join(directory: Any, name: Any) -> str | None:
     return f"{str(directory).rstrip(chr(92))}\\{name}" if directory else str(name)
 
 
-def _evidence(row: dict[str, Any]) -> dict[str, Any]:
+def _evidence(row: dict[str, Any]) -> dict[str, Any] | None:
     """One flat MDE evidence row -> one OCSF evidence object."""
     kind = row.get("entityType")
-    hashes = [
-        {"algorithm_id": algo_id, "algorithm": algo, "value": row[key]}
-        for key, algo, algo_id in (("sha1", "SHA-1", 2), ("sha256", "SHA-256", 3))
-        if row.get(key)
-    ]
-    file = {
-        "name": row.get("fileName"),
-        "path": _join(row.get("filePath"), row.get("fileName")),
-        "hashes": hashes,
+    name, build = _EVIDENCE.get(kind, _OTHER) if isinstance(kind, str) else _OTHER
+    return member(name, build(row))
+
+
+def _process(row: dict[str, Any]) -> dict[str, Any] | None:
+    parent_name = row.get("parentProcessFileName")
+    parent_file = {
+        "name": clean(parent_name),
+        "path": clean(_join(row.get("parentProcessFilePath"), parent_name)),
     }
-    if kind == "Process":
-        return {
-            "process": {
-                "name": row.get("fileName"),
-                "pid": row.get("processId"),
-                "cmd_line": row.get("processCommandLine"),
-                "created_time_dt": row.get("processCreationTime"),
-                "file": file,
-                "parent_process": {
-                    "name": row.get("parentProcessFileName"),
-                    "pid": row.get("parentProcessId"),
-                    "file": {
-                        "name": row.get("parentProcessFileName"),
-                        "path": _join(row.get("parentProcessFilePath"), row.get("parentProcessFileName")),
-                    },
-                },
-            }
-        }
-    if kind == "File":
-        return {"file": file}
-    if kind == "User":
-        return {
-            "user": {
-                "name": row.get("accountName"),
-                "domain": row.get("domainName"),
-                "uid": row.get("userSid"),
-                "email_addr": row.get("userPrincipalName"),
-            }
-        }
-    if kind == "Ip":
-        return {"dst_endpoint": {"ip": row.get("ipAddress")}}
-    if kind == "Url":
-        return {"url": {"url_string": row.get("url")}}
-    return {"data": {k: v for k, v in row.items() if v is not None}}
+    parent = {"name": clean(parent_name), "pid": clean(row.get("parentProcessId")), "file": obj(parent_file)}
+    process = {
+        "name": clean(row.get("fileName")),
+        "pid": clean(row.get("processId")),
+        "cmd_line": clean(row.get("processCommandLine")),
+        "created_time_dt": clean(row.get("processCreationTime")),
+        "file": _file(row),
+        "parent_process": obj(parent),
+    }
+    return obj(process)
+
+
+def _file(row: dict[str, Any]) -> dict[str, Any] | None:
+    name = row.get("fileName")
+    path = _join(row.get("filePath"), name)
+    return obj({"name": clean(name), "path": clean(path), "hashes": hashes(row, HASHES)})
+
+
+def _user_account(row: dict[str, Any]) -> dict[str, Any] | None:
+    return pick(row, USER)
+
+
+def _endpoint(row: dict[str, Any]) -> dict[str, Any] | None:
+    return member("ip", clean(row.get("ipAddress")))
+
+
+def _url(row: dict[str, Any]) -> dict[str, Any] | None:
+    return member("url_string", clean(row.get("url")))
+
+
+Builder = Callable[[dict[str, Any]], Any]
+# MDE entityType -> the OCSF evidence member and its builder; other types keep their fields.
+_EVIDENCE: dict[str, tuple[str, Builder]] = {
+    "Process": ("process", _process),
+    "File": ("file", _file),
+    "User": ("user", _user_account),
+    "Ip": ("dst_endpoint", _endpoint),
+    "Url": ("url", _url),
+}
+_OTHER: tuple[str, Builder] = ("data", clean)

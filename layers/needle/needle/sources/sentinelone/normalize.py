@@ -40,7 +40,21 @@ from urllib.parse import urlsplit
 
 from needle.model.attack import is_technique_id
 from needle.model.event import DeviceHints, Event, MalformedRecordError, parse_time
-from needle.sources.ocsf import detection_finding
+from needle.sources.ocsf import (
+    MD5,
+    SHA1,
+    SHA256,
+    Algorithms,
+    Fields,
+    clean,
+    edr_alert,
+    fingerprint,
+    member,
+    obj,
+    objs,
+    optional_time,
+    pick,
+)
 
 SOURCE = "sentinelone"
 PLACEHOLDERS = frozenset({"redacted", "n/a", "none", "null", "unknown"})
@@ -61,7 +75,8 @@ VERDICT = {
 }
 OS_TYPE_ID = {"windows": 100, "windows_legacy": 100, "linux": 200, "macos": 300}
 ANALYTIC_TYPE = {"dynamic": (2, "Behavioral"), "static": (99, "Other")}
-HASHES = (("md5", "MD5", 1), ("sha1", "SHA-1", 2), ("sha256", "SHA-256", 3))
+HASHES: Algorithms = (("md5", MD5), ("sha1", SHA1), ("sha256", SHA256))
+MITIGATION_ACTION: Fields = (("action", "action"), ("status", "status"), ("at", "lastUpdate"))
 
 # `techniques[].link` holds the id when a console names a technique by title instead.
 _LINK_TECHNIQUE = re.compile(r"/techniques/(T\d{4})(?:/(\d{3}))?", re.IGNORECASE)
@@ -85,8 +100,8 @@ def normalize(raw: dict[str, Any], console_url: str) -> Event:
     detection = _object(raw.get("agentDetectionInfo"))
 
     updated = parse_time(info.get("updatedAt") or raw.get("updatedAt"))
-    created = _time(info.get("createdAt")) or updated
-    identified = _time(info.get("identifiedAt"))
+    created = optional_time(info.get("createdAt")) or updated
+    identified = optional_time(info.get("identifiedAt"))
 
     agent_id = _identity(realtime.get("agentId"))
     agent_uuid = _identity(realtime.get("agentUuid")) or _identity(detection.get("agentUuid"))
@@ -114,7 +129,8 @@ def normalize(raw: dict[str, Any], console_url: str) -> Event:
     console = f"{_console_prefix(console_url)}/incidents/threats/{threat_id}/overview"
     engines = _engines(info)
 
-    finding = detection_finding(
+    return edr_alert(
+        source=SOURCE,
         uid=threat_id,
         title=title,
         description="; ".join(behaviours[:5]) or None,
@@ -127,53 +143,51 @@ def normalize(raw: dict[str, Any], console_url: str) -> Event:
         analytic=_analytic(info, engines),
         tactics=tactics,
         techniques=techniques,
+        hints=DeviceHints(source=SOURCE, device_id=device_id, hostname=hostname, ips=ips),
         device=_device(realtime, detection, device_id, agent_uuid, hostname, ips),
         evidences=_evidences(info, file_path, originator, process_user),
         vendor="SentinelOne",
         product="Singularity Endpoint",
         console_url=console,
         verdict=verdict,
-        unmapped={
-            "threatId": info.get("threatId"),
-            "classification": info.get("classification"),
-            "classificationSource": info.get("classificationSource"),
-            "confidenceLevel": info.get("confidenceLevel"),
-            "analystVerdict": info.get("analystVerdict"),
-            "incidentStatus": info.get("incidentStatus"),
-            "mitigationStatus": info.get("mitigationStatus"),
-            "mitigationActions": _mitigation_actions(raw.get("mitigationStatus")),
-            "detectionType": info.get("detectionType"),
-            "engines": engines,
-            "initiatedBy": info.get("initiatedBy"),
-            "storyline": info.get("storyline"),
-            "collectionId": info.get("collectionId"),
-            "cloudFilesHashVerdict": info.get("cloudFilesHashVerdict"),
-            "externalIp": _text(detection.get("externalIp")),
-            "agentNetworkStatus": realtime.get("agentNetworkStatus"),
-            "agentDecommissioned": _decommissioned(realtime),
-            "lastLoggedInUser": logged_in,
-            "site": _text(realtime.get("siteName")),
-            "account": _text(realtime.get("accountName")),
-        },
-    )
-    return Event(
-        source=SOURCE,
-        vendor_id=threat_id,
-        kind="edr_alert",
-        time=identified or created,
-        updated_at=updated,
-        title=title,
-        severity_id=severity_id,
-        status=status,
-        tactics=tuple(tactics),
-        techniques=tuple(techniques),
-        device=DeviceHints(source=SOURCE, device_id=device_id, hostname=hostname, ips=ips),
+        unmapped=_unmapped(raw, info, realtime, detection, engines, logged_in),
         user=process_user or logged_in,
         process=originator,
-        console_url=console,
-        finding=finding,
         raw=raw,
     )
+
+
+def _unmapped(
+    raw: dict[str, Any],
+    info: dict[str, Any],
+    realtime: dict[str, Any],
+    detection: dict[str, Any],
+    engines: list[str],
+    logged_in: str | None,
+) -> dict[str, Any] | None:
+    unmapped = {
+        "threatId": clean(info.get("threatId")),
+        "classification": clean(info.get("classification")),
+        "classificationSource": clean(info.get("classificationSource")),
+        "confidenceLevel": clean(info.get("confidenceLevel")),
+        "analystVerdict": clean(info.get("analystVerdict")),
+        "incidentStatus": clean(info.get("incidentStatus")),
+        "mitigationStatus": clean(info.get("mitigationStatus")),
+        "mitigationActions": _mitigation_actions(raw.get("mitigationStatus")),
+        "detectionType": clean(info.get("detectionType")),
+        "engines": clean(engines),
+        "initiatedBy": clean(info.get("initiatedBy")),
+        "storyline": clean(info.get("storyline")),
+        "collectionId": clean(info.get("collectionId")),
+        "cloudFilesHashVerdict": clean(info.get("cloudFilesHashVerdict")),
+        "externalIp": clean(_text(detection.get("externalIp"))),
+        "agentNetworkStatus": clean(realtime.get("agentNetworkStatus")),
+        "agentDecommissioned": _decommissioned(realtime),
+        "lastLoggedInUser": clean(logged_in),
+        "site": clean(_text(realtime.get("siteName"))),
+        "account": clean(_text(realtime.get("accountName"))),
+    }
+    return obj(unmapped)
 
 
 def severity_of(confidence: str | None, classification: str | None, mitigation: str | None) -> int:
@@ -240,16 +254,6 @@ def _identity(value: Any) -> str | None:
 def _lower(value: Any) -> str | None:
     text = _text(value)
     return text.lower() if text else None
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return parse_time(value)
-    except MalformedRecordError:
-        # Only the update time is load-bearing; a bad secondary time is dropped, not fatal.
-        return None
 
 
 def _basename(path: str | None) -> str | None:
@@ -349,8 +353,10 @@ def _device_ips(interfaces: Any, detection: dict[str, Any]) -> tuple[str, ...]:
 def _has_usable_ip(interface: dict[str, Any]) -> bool:
     for key in ("inet", "inet6"):
         values = interface.get(key)
-        if isinstance(values, list) and any(isinstance(v, str) and _usable_ip(v) for v in values):
-            return True
+        if isinstance(values, list):
+            for value in values:
+                if isinstance(value, str) and _usable_ip(value):
+                    return True
     return False
 
 
@@ -361,40 +367,53 @@ def _device(
     agent_uuid: str | None,
     hostname: str | None,
     ips: tuple[str, ...],
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     os_type = _lower(realtime.get("agentOsType"))
-    group_name = _identity(realtime.get("groupName"))
-    group_id = _identity(realtime.get("groupId"))
-    interfaces = realtime.get("networkInterfaces")
-    # Only interfaces with a usable address: idle tunnels and bridges would bloat every finding.
-    macs = [
-        {"name": i.get("name"), "mac": _identity(i.get("physical"))}
-        for i in (interfaces if isinstance(interfaces, list) else ())
-        if isinstance(i, dict) and _has_usable_ip(i)
-    ]
-    return {
-        "uid": device_id,
-        "hostname": hostname,
-        "domain": _identity(realtime.get("agentDomain")) or _identity(detection.get("agentDomain")),
-        "type": _text(realtime.get("agentMachineType")),
-        "ip": ips[0] if ips else None,
-        "os": {
-            "name": _text(realtime.get("agentOsName")) or _text(detection.get("agentOsName")),
-            "version": _text(realtime.get("agentOsRevision")) or _text(detection.get("agentOsRevision")),
-            "type": os_type,
-            "type_id": OS_TYPE_ID.get(os_type or "", 99 if os_type else 0),
-        },
-        "groups": [{"name": group_name, "uid": group_id}] if group_name or group_id else [],
-        "network_interfaces": macs,
-        "agent_list": [
-            {
-                "uid": agent_uuid,
-                "version": _text(realtime.get("agentVersion")) or _text(detection.get("agentVersion")),
-                "vendor_name": "SentinelOne",
-                "type_id": 1,
-            }
-        ],
+    os = {
+        "name": clean(_text(realtime.get("agentOsName")) or _text(detection.get("agentOsName"))),
+        "version": clean(_text(realtime.get("agentOsRevision")) or _text(detection.get("agentOsRevision"))),
+        "type": clean(os_type),
+        "type_id": OS_TYPE_ID.get(os_type or "", 99 if os_type else 0),
     }
+    agent = {
+        "uid": clean(agent_uuid),
+        "version": clean(_text(realtime.get("agentVersion")) or _text(detection.get("agentVersion"))),
+        "vendor_name": "SentinelOne",
+        "type_id": 1,
+    }
+    device = {
+        "uid": clean(device_id),
+        "hostname": clean(hostname),
+        "domain": clean(_identity(realtime.get("agentDomain")) or _identity(detection.get("agentDomain"))),
+        "type": clean(_text(realtime.get("agentMachineType"))),
+        "ip": ips[0] if ips else None,  # canonical addresses, so short
+        "os": obj(os),
+        "groups": _groups(realtime),
+        "network_interfaces": _network_interfaces(realtime.get("networkInterfaces")),
+        "agent_list": [obj(agent)],
+    }
+    return obj(device)
+
+
+def _groups(realtime: dict[str, Any]) -> list[dict[str, Any]] | None:
+    group = {
+        "name": clean(_identity(realtime.get("groupName"))),
+        "uid": clean(_identity(realtime.get("groupId"))),
+    }
+    return objs([obj(group)])
+
+
+def _network_interfaces(interfaces: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(interfaces, list):
+        return None
+    # Only interfaces with a usable address: idle tunnels and bridges would bloat every finding.
+    return objs(
+        [
+            obj({"name": clean(i.get("name")), "mac": clean(_identity(i.get("physical")))})
+            for i in interfaces
+            if isinstance(i, dict) and _has_usable_ip(i)
+        ]
+    )
 
 
 def _engines(info: dict[str, Any]) -> list[str]:
@@ -407,49 +426,52 @@ def _engines(info: dict[str, Any]) -> list[str]:
     return [str(e) for e in plain if e] if isinstance(plain, list) else []
 
 
-def _analytic(info: dict[str, Any], engines: list[str]) -> dict[str, Any]:
+def _analytic(info: dict[str, Any], engines: list[str]) -> dict[str, Any] | None:
     kind = _lower(info.get("detectionType"))
     type_id, type_name = ANALYTIC_TYPE.get(kind or "", (99, "Other"))
     first = info.get("detectionEngines")
     key = first[0].get("key") if isinstance(first, list) and first and isinstance(first[0], dict) else None
-    return {"uid": key, "name": ", ".join(engines) or None, "type_id": type_id, "type": type_name}
+    return obj(
+        {"uid": clean(key), "name": clean(", ".join(engines) or None), "type_id": type_id, "type": type_name}
+    )
 
 
 def _evidences(
     info: dict[str, Any], file_path: str | None, originator: str | None, user: str | None
-) -> list[dict[str, Any]]:
+) -> list[dict[str, Any]] | None:
+    return objs([_file_evidence(info, file_path), _process_evidence(info, originator, user)])
+
+
+def _file_evidence(info: dict[str, Any], path: str | None) -> dict[str, Any] | None:
     hashes = [
-        {"algorithm_id": algo_id, "algorithm": algo, "value": info[key]}
-        for key, algo, algo_id in HASHES
+        fingerprint(algorithm, info[key])
+        for key, algorithm in HASHES
         if isinstance(info.get(key), str) and info[key]
     ]
-    out: list[dict[str, Any]] = []
-    if file_path or hashes:
-        size = info.get("fileSize")
-        out.append(
-            {
-                "file": {
-                    "name": _basename(file_path),
-                    "path": file_path,
-                    "hashes": hashes,
-                    "size": size if isinstance(size, int) and size > 0 else None,
-                }
-            }
-        )
+    if not path and not hashes:
+        return None
+    size = info.get("fileSize")
+    file = {
+        "name": clean(_basename(path)),
+        "path": clean(path),
+        "hashes": hashes or None,
+        "size": size if isinstance(size, int) and size > 0 else None,
+    }
+    return member("file", obj(file))
+
+
+def _process_evidence(info: dict[str, Any], name: str | None, user: str | None) -> dict[str, Any] | None:
     command_line = _text(info.get("maliciousProcessArguments"))
-    if originator or command_line or user:
-        out.append({"process": {"name": originator, "cmd_line": command_line, "user": {"name": user}}})
-    return out
+    if not name and not command_line and not user:
+        return None
+    process = {"name": clean(name), "cmd_line": clean(command_line), "user": member("name", clean(user))}
+    return member("process", obj(process))
 
 
-def _mitigation_actions(value: Any) -> list[dict[str, Any]]:
+def _mitigation_actions(value: Any) -> list[dict[str, Any]] | None:
     if not isinstance(value, list):
-        return []
-    return [
-        {"action": m.get("action"), "status": m.get("status"), "at": m.get("lastUpdate")}
-        for m in value
-        if isinstance(m, dict)
-    ]
+        return None
+    return objs([pick(action, MITIGATION_ACTION) for action in value if isinstance(action, dict)])
 
 
 def _decommissioned(realtime: dict[str, Any]) -> bool | None:
