@@ -32,7 +32,7 @@ import boto3
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from needle_local import lambda_hook
+from needle_local import lambda_hook, moto_speedups
 from needle_local.stream_pump import Mapping, StreamPump
 from needle_local.template import CODE_BUCKET, LocalTemplate, load_template
 
@@ -89,6 +89,7 @@ class EmbeddedAws:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_hook.install()
+        moto_speedups.install()
         lambda_hook.reset()
         lambda_hook.base_env = dict(self.handler_env)
         self.template = load_template(self.template_path, self.region)
