@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 import warnings
@@ -50,6 +51,11 @@ CURSOR = {
     "sentinelone": sentinelone_cursor,
 }
 MAX_LINE_BYTES = 1 << 20
+# Every step costs a poll per source and a settle whatever it carries, so a month of alerts is
+# replayed in a few hundred steps, not one per 10 minutes; correlation windows use event times,
+# so a longer step changes when an alert is processed, not what it correlates with.
+AUTO_STEPS = 240
+MIN_STEP_MINUTES = 10.0
 
 
 class ReplayInputError(ValueError):
@@ -108,6 +114,12 @@ def _updated(source: str, payload: Any) -> datetime | None:
         return None
 
 
+def auto_step(span: timedelta) -> timedelta:
+    """The span in AUTO_STEPS steps, at least MIN_STEP_MINUTES, in whole minutes."""
+    minutes = max(MIN_STEP_MINUTES, math.ceil(span.total_seconds() / 60 / AUTO_STEPS))
+    return timedelta(minutes=minutes)
+
+
 def _simulator(source: str, clock: SimClock) -> HttpSimulator:
     if source == "mde":
         return MdeSimulator(clock=clock)
@@ -131,12 +143,17 @@ def _load(simulator: Any, records: list[Record], start: datetime) -> None:
                 simulator.add_raw(record.payload, visible_at=record.updated, sort_time=record.updated)
 
 
-def replay(directory: Path, out: TextIO, *, step: timedelta, trigger: str, log: TextIO) -> dict[str, int]:
+def replay(
+    directory: Path, out: TextIO, *, step: timedelta | None, trigger: str, log: TextIO
+) -> dict[str, int]:
+    """Replay DIR; `step` None picks one from the span (auto_step)."""
     records = read_records(directory, log)
     times = [r.updated for rs in records.values() for r in rs if r.updated is not None]
     if not times:
         raise ReplayInputError(f"{directory}: no record has a vendor update time")
     first, last = min(times), max(times)
+    step = step or auto_step(last - first)
+    print(f"replay: {first:%Y-%m-%d %H:%M}Z to {last:%Y-%m-%d %H:%M}Z in steps of {step}", file=log)
     clock = SimClock(first)
     real_now = datetime.now(UTC)
     lookback_minutes = int((real_now - first).total_seconds() // 60) + 60
@@ -273,7 +290,12 @@ def _incident_lines(aws: EmbeddedAws) -> Iterator[dict[str, Any]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="folder with <vendor>_alerts.jsonl files")
     parser.add_argument("--out", type=Path, required=True, help="JSON Lines output (events, incidents)")
-    parser.add_argument("--step-minutes", type=float, default=10.0, help="simulated minutes per poll tick")
+    parser.add_argument(
+        "--step-minutes",
+        type=float,
+        default=None,
+        help=f"simulated minutes per poll tick (default: the span in {AUTO_STEPS} steps, at least {MIN_STEP_MINUTES:g})",
+    )
     parser.add_argument(
         "--investigate",
         choices=("incidents", "every-edr-alert", "none"),
@@ -294,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             counts = replay(
                 args.directory,
                 out,
-                step=timedelta(minutes=args.step_minutes),
+                step=timedelta(minutes=args.step_minutes) if args.step_minutes else None,
                 trigger=args.investigate,
                 log=sys.stderr,
             )

@@ -21,15 +21,29 @@ class DynamoModelStore:
     batch (BatchGetItem, then BatchWriteItem of what changed): the stream keeps one entity on one
     shard, in order, so no other writer touches it meanwhile. Population counters are read
     through a cache that lives with the container (they move slowly; a count stale by a few
-    entities changes no score much), and their increments are summed per batch."""
+    entities changes no score much), and their increments are summed in the container and
+    written at the end of the first batch at least `flush_every` after the last write: one
+    UpdateItem per key per interval instead of one per batch. The price: a container reclaimed
+    with increments pending loses them (the counts run a little low, which scores a key a
+    little rarer); entity state, which scoring cannot rebuild, is written every batch."""
 
-    def __init__(self, population_ttl: timedelta = timedelta(seconds=60), clock: Any = None) -> None:
+    def __init__(
+        self,
+        population_ttl: timedelta = timedelta(seconds=60),
+        clock: Any = None,
+        flush_every: timedelta = timedelta(seconds=30),
+    ) -> None:
         self._ttl = population_ttl
+        self._flush_every = flush_every
         self._clock = clock or (lambda: datetime.now(UTC))
         self._population: dict[str, tuple[datetime, float]] = {}
         self._buffer: dict[str, EntityCounts] | None = None
         self._dirty: set[str] = set()
+        # This batch's increments join the pending ones only once its entity state is written:
+        # a failed batch is retried, and its increments must not count twice.
         self._increments: Counter[tuple[str, str]] = Counter()
+        self._pending: Counter[tuple[str, str]] = Counter()
+        self._flushed = self._clock()
 
     # -- per-batch buffering ------------------------------------------------------------------
     def begin_batch(self, entity_ids: list[str]) -> None:
@@ -46,10 +60,18 @@ class DynamoModelStore:
             with ModelItem.batch_write() as batch:
                 for entity_id in sorted(self._dirty):
                     batch.save(_item(entity_id, buffer[entity_id]))
-        for (key, shard), count in sorted(self._increments.items()):
-            self._add(key, shard, count)
         self._dirty.clear()
+        self._pending.update(self._increments)
         self._increments.clear()
+        if self._clock() - self._flushed >= self._flush_every:
+            self.flush_population()
+
+    def flush_population(self) -> None:
+        """Write the pending population increments now."""
+        for key, shard in sorted(self._pending):
+            self._add(key, shard, self._pending[(key, shard)])
+            del self._pending[(key, shard)]  # one at a time: a failed write keeps the rest pending
+        self._flushed = self._clock()
 
     # -- entity state -------------------------------------------------------------------------
     def load(self, entity_id: str) -> EntityCounts:
