@@ -64,8 +64,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The scheduled time from EventBridge is this poll's "now" (absent on a manual invoke).
     now = parse_time(event["time"]) if event.get("time") else datetime.now(UTC)
     holder = context.aws_request_id
-    if not _lock.hold(source, holder, seconds=context.get_remaining_time_in_millis() / 1000 + LOCK_MARGIN_SECONDS):
-        logger.info("poll skipped: the previous poll of this source is still running", extra={"source": source})
+    if not _lock.hold(
+        source, holder, seconds=context.get_remaining_time_in_millis() / 1000 + LOCK_MARGIN_SECONDS
+    ):
+        logger.info(
+            "poll skipped: the previous poll of this source is still running", extra={"source": source}
+        )
         return {"source": source, "skipped": True}
     try:
         report = poll(

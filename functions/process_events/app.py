@@ -16,18 +16,22 @@ from needle.process_events import EventProcessor
 from needle.rules.engine import load_rules
 from needle.store.events import DynamoEventStore, from_stream_image
 from needle.store.incidents import DynamoIncidentStore
-from needle.store.models import DynamoModelStore
+from needle.store.models import DynamoModelStore, NewestEventTime
 
 logger = Logger()
 tracer = Tracer()
 
 bind_tables()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-models = DynamoModelStore()
+# The population cache and its flushes run on the stream's own time (the newest event seen),
+# not the wall clock: in AWS the two agree, and a replay then scores the same on every run.
+stream_clock = NewestEventTime()
+models = DynamoModelStore(clock=stream_clock)
+incidents = DynamoIncidentStore()
 core = EventProcessor(
     events=DynamoEventStore(),
     models=models,
-    incidents=DynamoIncidentStore(),
+    incidents=incidents,
     investigations=StepFunctionsStarter(
         boto3.client("stepfunctions", region_name=region()), required("STATE_MACHINE_ARN")
     ),
@@ -38,7 +42,9 @@ core = EventProcessor(
 
 def record_handler(record: DynamoDBRecord) -> None:
     image = record.raw_event["dynamodb"]["NewImage"]
-    outcome = core.process(from_stream_image(image))
+    event = from_stream_image(image)
+    stream_clock.saw(event.time)
+    outcome = core.process(event)
     # Ids and numbers only: alert fields carry user names and command lines.
     logger.info(
         "event processed",
@@ -59,6 +65,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     # entity arrive in order on one shard, so nothing else writes it meanwhile. A record that
     # fails is retried by Lambda; its state is idempotent through the entity's recent uids.
     models.begin_batch([r["dynamodb"]["Keys"]["entity_id"]["S"] for r in event.get("Records", [])])
+    incidents.begin_batch()
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

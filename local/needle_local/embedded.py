@@ -73,6 +73,7 @@ class EmbeddedAws:
         self.inbox_url = ""
         self._mock: Any = None
         self._server: ThreadedMotoServer | None = None
+        self._clients: dict[str, Any] = {}
         self.pump: StreamPump | None = None
         self.template: LocalTemplate | None = None
 
@@ -118,6 +119,7 @@ class EmbeddedAws:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        self._clients.clear()
         lambda_hook.reset()
 
     def serve(self, port: int = 0) -> str:
@@ -129,7 +131,10 @@ class EmbeddedAws:
 
     # clients -----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        """One client per service for the life of this stack (creating one costs ~30 ms)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        return self._clients[service]
 
     # driving -----------------------------------------------------------------------------------
     def invoke(self, logical_id: str, payload: dict[str, Any]) -> Any:

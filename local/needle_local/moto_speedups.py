@@ -12,6 +12,9 @@ Measured with moto 5.2.5 (a replay of 2,000 alerts spent most of its time in the
   table to keep those of one partition, so a timeline read slows down with every alert stored
   (0.2 s per Query at 50,000 items). The fast path gives that one call only the partition.
   Index queries keep moto's path (an index partition is not a table partition).
+- **A client per Lambda task.** moto's Step Functions interpreter builds a boto3 client
+  (~30 ms) for every Lambda task it runs; one per region serves them all (clients are
+  thread-safe; only creating them is not, hence the lock).
 
 `tests/integration/test_moto_speedups.py` pins both to moto's own answers.
 """
@@ -23,11 +26,15 @@ from typing import Any
 
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.models.table import Table
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
 _original_serialize_structure = BaseJSONSerializer._serialize_type_structure
 _original_query = Table.query
 _original_all_items = Table.all_items
+_original_task_client = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]
 _partition = threading.local()
+_task_clients: dict[tuple[str, str], Any] = {}
+_task_clients_lock = threading.Lock()
 _installed = False
 _SCALARS: dict[str, type] = {"S": str, "N": str, "BOOL": bool}
 
@@ -40,6 +47,7 @@ def install() -> None:
     BaseJSONSerializer._serialize_type_structure = _serialize_structure  # type: ignore[method-assign]
     Table.query = _query  # type: ignore[method-assign]
     Table.all_items = _all_items  # type: ignore[method-assign]
+    lambda_eval_utils.boto_client_for = _task_client  # type: ignore[attr-defined]
     _installed = True
 
 
@@ -49,6 +57,8 @@ def uninstall() -> None:
     BaseJSONSerializer._serialize_type_structure = _original_serialize_structure  # type: ignore[method-assign]
     Table.query = _original_query  # type: ignore[method-assign]
     Table.all_items = _original_all_items  # type: ignore[method-assign]
+    lambda_eval_utils.boto_client_for = _original_task_client  # type: ignore[attr-defined]
+    _task_clients.clear()
     _installed = False
 
 
@@ -112,3 +122,15 @@ def _all_items(self: Table) -> Any:
     if not self.range_key_attr:
         return [found]
     return sorted(found.values(), key=lambda item: item.range_key)
+
+
+# -- Step Functions task clients ---------------------------------------------------------------
+
+
+def _task_client(region: str, service: str, state_credentials: Any = None) -> Any:
+    # moto's own function ignores the credentials too: every call gets fixed test keys.
+    with _task_clients_lock:
+        key = (region, service)
+        if key not in _task_clients:
+            _task_clients[key] = _original_task_client(region, service, state_credentials)
+        return _task_clients[key]

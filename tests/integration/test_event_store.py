@@ -13,8 +13,7 @@ from needle.model.event import Event
 from needle.sources.mde.normalize import normalize
 from needle.store.events import DynamoEventStore
 from needle.store.state import PollLock
-from needle.store.tables import TableNames, bind
-from tests.support import mde_alert, scan
+from tests.support import bind_stack_tables, mde_alert, scan
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +22,7 @@ AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def bound(aws: Any) -> Any:
-    p = aws.physical
-    bind(TableNames(p["EventsTable"], p["EntitiesTable"], p["ModelsTable"], p["IncidentsTable"], p["StateTable"]), aws.region)
+    bind_stack_tables(aws)
     return aws
 
 
@@ -41,7 +39,12 @@ def test_a_page_creates_new_events_and_updates_changed_ones_in_place(bound: Any)
     page = [event(0), event(1, status="Resolved"), event(30), event(30, status="InProgress")]
     outcomes = store.store_page(page)
     # THEN each outcome is right and each alert is stored once, at its latest version
-    assert outcomes == [WriteOutcome.UNCHANGED, WriteOutcome.UPDATED, WriteOutcome.CREATED, WriteOutcome.UPDATED]
+    assert outcomes == [
+        WriteOutcome.UNCHANGED,
+        WriteOutcome.UPDATED,
+        WriteOutcome.CREATED,
+        WriteOutcome.UPDATED,
+    ]
     items = {i["vendor_id"]["S"]: i for i in scan(bound, "EventsTable")}
     assert len(items) == 31
     assert items["da0"]["status"]["S"] == event(0).status == "new"

@@ -10,7 +10,7 @@ import pytest
 
 from needle.store.items import ModelItem
 from needle.store.models import DynamoModelStore
-from needle.store.tables import TableNames, bind
+from tests.support import bind_stack_tables
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +25,7 @@ class Clock:
 
 @pytest.fixture
 def store(aws: Any) -> tuple[DynamoModelStore, Clock]:
-    p = aws.physical
-    names = TableNames(p["EventsTable"], p["EntitiesTable"], p["ModelsTable"], p["IncidentsTable"], p["StateTable"])
-    bind(names, aws.region)
+    bind_stack_tables(aws)
     clock = Clock()
     return DynamoModelStore(clock=clock, flush_every=timedelta(seconds=30)), clock
 
@@ -58,7 +56,7 @@ def test_population_increments_wait_for_the_interval_then_are_written_once(
 
 
 def test_a_failed_batch_adds_nothing_and_its_retry_counts_once(store: tuple[DynamoModelStore, Clock]) -> None:
-    models, clock = store
+    models, _ = store
     # GIVEN a batch that fails before end_batch (Lambda retries it)
     models.begin_batch(["host:a"])
     models.add_to_population("host:a", ["tactic|TA0006"], new_entity=True)

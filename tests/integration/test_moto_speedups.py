@@ -118,9 +118,9 @@ def _exercise() -> list[Any]:
     )
     answers.append(sorted(client.scan(TableName="t")["Items"], key=lambda i: (i["pk"]["S"], i["sk"]["S"])))
     answers.append(
-        client.batch_get_item(RequestItems={"t": {"Keys": [key, {"pk": ITEMS[0]["pk"], "sk": ITEMS[0]["sk"]}]}})[
-            "Responses"
-        ]["t"]
+        client.batch_get_item(
+            RequestItems={"t": {"Keys": [key, {"pk": ITEMS[0]["pk"], "sk": ITEMS[0]["sk"]}]}}
+        )["Responses"]["t"]
     )
     streams = boto3.client("dynamodbstreams", region_name="us-east-1")
     arn = client.describe_table(TableName="t")["Table"]["LatestStreamArn"]
@@ -168,4 +168,3 @@ def test_wire_form_refuses_what_moto_must_encode_itself() -> None:
     assert moto_speedups.wire_form({"L": [{"S": "x"}, {"BS": ["AA=="]}]}) is None
     assert moto_speedups.wire_form({"BOOL": "true"}) is None  # moto coerces loose booleans
     assert moto_speedups.wire_form({"S": "x", "N": "1"}) is None
-

@@ -82,7 +82,9 @@ TIMELINE_ATTRIBUTES = [
 def _stored_hashes(keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
     if not keys:
         return {}
-    found = EventItem.batch_get(sorted(keys), consistent_read=True, attributes_to_get=["entity_id", "sk", "content_hash"])
+    found = EventItem.batch_get(
+        sorted(keys), consistent_read=True, attributes_to_get=["entity_id", "sk", "content_hash"]
+    )
     return {(i.entity_id, i.sk): i.content_hash for i in found}
 
 

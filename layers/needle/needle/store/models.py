@@ -16,6 +16,20 @@ POPULATION_SHARDS = 8
 ALL_ENTITIES = "__entities__"
 
 
+class NewestEventTime:
+    """A clock that reads the newest event time seen so far (the wall clock until then)."""
+
+    def __init__(self) -> None:
+        self._newest: datetime | None = None
+
+    def saw(self, moment: datetime) -> None:
+        if self._newest is None or moment > self._newest:
+            self._newest = moment
+
+    def __call__(self) -> datetime:
+        return self._newest or datetime.now(UTC)
+
+
 class DynamoModelStore:
     """Entity state is read and written per stream batch when `begin_batch`/`end_batch` frame the
     batch (BatchGetItem, then BatchWriteItem of what changed): the stream keeps one entity on one
@@ -30,8 +44,8 @@ class DynamoModelStore:
     def __init__(
         self,
         population_ttl: timedelta = timedelta(seconds=60),
-        clock: Any = None,
-        flush_every: timedelta = timedelta(seconds=30),
+        clock: Any = None,  # the wall clock by default; ProcessEvents passes the stream's (NewestEventTime)
+        flush_every: timedelta = timedelta(minutes=5),
     ) -> None:
         self._ttl = population_ttl
         self._flush_every = flush_every
@@ -43,7 +57,7 @@ class DynamoModelStore:
         # a failed batch is retried, and its increments must not count twice.
         self._increments: Counter[tuple[str, str]] = Counter()
         self._pending: Counter[tuple[str, str]] = Counter()
-        self._flushed = self._clock()
+        self._flushed: datetime | None = None  # set by the first batch: the clock may be the stream's
 
     # -- per-batch buffering ------------------------------------------------------------------
     def begin_batch(self, entity_ids: list[str]) -> None:
@@ -63,7 +77,10 @@ class DynamoModelStore:
         self._dirty.clear()
         self._pending.update(self._increments)
         self._increments.clear()
-        if self._clock() - self._flushed >= self._flush_every:
+        now = self._clock()
+        if self._flushed is None:
+            self._flushed = now
+        elif now - self._flushed >= self._flush_every:
             self.flush_population()
 
     def flush_population(self) -> None:

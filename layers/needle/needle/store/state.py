@@ -43,9 +43,7 @@ class PollLock:
     def hold(self, source: str, holder: str, seconds: float) -> bool:
         """Take the lock for `seconds`; False when another live holder has it."""
         now = self._clock()
-        item = StateItem(
-            f"lock#{source}", holder=holder, expires_at=iso(now + timedelta(seconds=seconds))
-        )
+        item = StateItem(f"lock#{source}", holder=holder, expires_at=iso(now + timedelta(seconds=seconds)))
         try:
             item.save(
                 condition=StateItem.pk.does_not_exist()
