@@ -16,17 +16,14 @@ from needle.process_events import EventProcessor
 from needle.rules.engine import load_rules
 from needle.store.events import DynamoEventStore, from_stream_image
 from needle.store.incidents import DynamoIncidentStore
-from needle.store.models import DynamoModelStore, NewestEventTime
+from needle.store.models import DynamoModelStore
 
 logger = Logger()
 tracer = Tracer()
 
 bind_tables()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-# The population cache and its flushes run on the stream's own time (the newest event seen),
-# not the wall clock: in AWS the two agree, and a replay then scores the same on every run.
-stream_clock = NewestEventTime()
-models = DynamoModelStore(clock=stream_clock)
+models = DynamoModelStore()
 incidents = DynamoIncidentStore()
 core = EventProcessor(
     events=DynamoEventStore(),
@@ -42,9 +39,7 @@ core = EventProcessor(
 
 def record_handler(record: DynamoDBRecord) -> None:
     image = record.raw_event["dynamodb"]["NewImage"]
-    event = from_stream_image(image)
-    stream_clock.saw(event.time)
-    outcome = core.process(event)
+    outcome = core.process(from_stream_image(image))
     # Ids and numbers only: alert fields carry user names and command lines.
     logger.info(
         "event processed",

@@ -55,6 +55,7 @@ MAX_LINE_BYTES = 1 << 20
 # replayed in a few hundred steps, not one per 10 minutes; correlation windows use event times,
 # so a longer step changes when an alert is processed, not what it correlates with.
 AUTO_STEPS = 240
+TRIGGER_CHOICES = ("incidents", "every-edr-alert", "none")
 MIN_STEP_MINUTES = 10.0
 
 
@@ -317,7 +318,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--investigate",
-        choices=("incidents", "every-edr-alert", "none"),
+        choices=TRIGGER_CHOICES,
         default="incidents",
         help="which alerts start an investigation (every-edr-alert is slow on the embedded AWS)",
     )

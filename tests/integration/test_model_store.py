@@ -67,3 +67,28 @@ def test_a_failed_batch_adds_nothing_and_its_retry_counts_once(store: tuple[Dyna
     models.flush_population()
     # THEN the entity is counted once
     assert stored_population("tactic|TA0006") == 1
+
+
+def test_the_containers_view_counts_its_own_unwritten_increments(
+    store: tuple[DynamoModelStore, Clock],
+) -> None:
+    models, _ = store
+    # GIVEN an increment still pending (not flushed) for a key never read before
+    models.begin_batch(["host:a"])
+    models.add_to_population("host:a", ["title|mde|Mimikatz"], new_entity=True)
+    models.end_batch()
+    assert stored_population("title|mde|Mimikatz") == 0
+    # WHEN the key is looked up THEN the container sees its own increment all the same
+    assert models.population(["title|mde|Mimikatz"]).entities_with_key["title|mde|Mimikatz"] == 1
+
+
+def test_a_count_is_re_read_after_refresh_after_lookups(aws: object) -> None:
+    bind_stack_tables(aws)
+    reader, writer = DynamoModelStore(refresh_after=3), DynamoModelStore()
+    key = "tactic|TA0008"
+    assert reader.population([key]).entities_with_key[key] == 0
+    # another container adds an entity and flushes
+    writer.add_to_population("host:b", [key], new_entity=False)
+    for lookups in (2, 3):
+        assert reader.population([key]).entities_with_key[key] == 0, lookups  # still its cached view
+    assert reader.population([key]).entities_with_key[key] == 1  # the fourth lookup re-reads
