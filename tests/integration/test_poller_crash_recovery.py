@@ -45,11 +45,10 @@ from needle.store.entities import DynamoEntityResolver
 from needle.store.events import DynamoEventStore
 from needle.store.quarantine import S3Quarantine
 from needle.store.state import DynamoCheckpoints
-from needle.store.tables import TableNames, bind
 from needle_local.embedded import EmbeddedAws
 from needle_local.simulators.crowdstrike import CrowdStrikeSimulator, cs_timestamp
 from needle_local.simulators.mde import MdeSimulator
-from tests.support import mde_alert
+from tests.support import bind_stack_tables, mde_alert
 
 pytestmark = pytest.mark.integration
 
@@ -229,13 +228,7 @@ def clock() -> Clock:
 def stack() -> Iterator[EmbeddedAws]:
     parameters = {"EnableMde": "true", "LogLevel": "WARNING", "InvestigationTrigger": "none"}
     with EmbeddedAws(parameters=parameters) as aws:
-        p = aws.physical
-        bind(
-            TableNames(
-                p["EventsTable"], p["EntitiesTable"], p["ModelsTable"], p["IncidentsTable"], p["StateTable"]
-            ),
-            aws.region,
-        )
+        bind_stack_tables(aws)
         yield aws
 
 
