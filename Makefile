@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export AWS_DEFAULT_REGION ?= us-east-1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint types template unit integration e2e bench clean
+.PHONY: help venv demo test lint types template unit integration e2e bench bench-replay clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test: lint types template ## the gate: ruff, mypy, cfn-lint, sam validate, then 
 bench: $(STAMP) ## normalizer cost vs json.loads, and 50,000-alert backfills through each simulator
 	$(BIN)/python -m bench.normalizers
 	$(BIN)/python -m bench.backfill
+
+bench-replay: $(STAMP) ## the whole pipeline at volume: ALERTS (50000) over DAYS (30) through needle replay
+	$(BIN)/python -m bench.replay --alerts $(or $(ALERTS),50000) --days $(or $(DAYS),30)
 
 clean: ## remove the virtualenv and build output
 	rm -rf $(VENV) .aws-sam .mypy_cache .ruff_cache

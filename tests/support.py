@@ -65,3 +65,16 @@ def scan(aws: Any, logical_table: str) -> list[dict[str, Any]]:
 def s3_json(aws: Any, key: str) -> Any:
     body = aws.client("s3").get_object(Bucket=aws.physical["ReportsBucket"], Key=key)["Body"].read()
     return json.loads(body)
+
+
+def bind_stack_tables(aws: Any) -> None:
+    """Point the pynamodb models at the embedded stack's tables."""
+    from needle.store.tables import TableNames, bind
+
+    p = aws.physical
+    bind(
+        TableNames(
+            p["EventsTable"], p["EntitiesTable"], p["ModelsTable"], p["IncidentsTable"], p["StateTable"]
+        ),
+        aws.region,
+    )

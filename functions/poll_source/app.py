@@ -21,7 +21,7 @@ from needle.sources.factory import SOURCES, Endpoints, build_feed
 from needle.store.entities import DynamoEntityResolver
 from needle.store.events import DynamoEventStore
 from needle.store.quarantine import S3Quarantine
-from needle.store.state import DynamoCheckpoints
+from needle.store.state import DynamoCheckpoints, PollLock
 
 logger = Logger()
 tracer = Tracer()
@@ -35,6 +35,9 @@ SETTINGS = PollSettings(
 _http = httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0))
 _quarantine = S3Quarantine(boto3.client("s3", region_name=region()), required("REPORTS_BUCKET"))
 _resolver = DynamoEntityResolver()
+_lock = PollLock()
+# The lock outlives the run's deadline a little: a run killed at its timeout is surely gone.
+LOCK_MARGIN_SECONDS = 10
 # Feeds live with the container: tokens and alias caches are reused while it is warm.
 _feeds: dict[str, AlertFeed] = {}
 
@@ -60,16 +63,27 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     source = str(event["source"])
     # The scheduled time from EventBridge is this poll's "now" (absent on a manual invoke).
     now = parse_time(event["time"]) if event.get("time") else datetime.now(UTC)
-    report = poll(
-        _feed(source),
-        DynamoEventStore(),
-        _resolver,
-        DynamoCheckpoints(),
-        _quarantine,
-        now=now,
-        settings=SETTINGS,
-        time_left=lambda: context.get_remaining_time_in_millis() / 1000,
-    )
+    holder = context.aws_request_id
+    if not _lock.hold(
+        source, holder, seconds=context.get_remaining_time_in_millis() / 1000 + LOCK_MARGIN_SECONDS
+    ):
+        logger.info(
+            "poll skipped: the previous poll of this source is still running", extra={"source": source}
+        )
+        return {"source": source, "skipped": True}
+    try:
+        report = poll(
+            _feed(source),
+            DynamoEventStore(),
+            _resolver,
+            DynamoCheckpoints(),
+            _quarantine,
+            now=now,
+            settings=SETTINGS,
+            time_left=lambda: context.get_remaining_time_in_millis() / 1000,
+        )
+    finally:
+        _lock.release(source, holder)
     summary = report.as_dict()
     metrics.add_dimension(name="source", value=source)
     for outcome in ("created", "updated", "quarantined"):

@@ -24,10 +24,11 @@ tracer = Tracer()
 bind_tables()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 models = DynamoModelStore()
+incidents = DynamoIncidentStore()
 core = EventProcessor(
     events=DynamoEventStore(),
     models=models,
-    incidents=DynamoIncidentStore(),
+    incidents=incidents,
     investigations=StepFunctionsStarter(
         boto3.client("stepfunctions", region_name=region()), required("STATE_MACHINE_ARN")
     ),
@@ -59,6 +60,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> Any:
     # entity arrive in order on one shard, so nothing else writes it meanwhile. A record that
     # fails is retried by Lambda; its state is idempotent through the entity's recent uids.
     models.begin_batch([r["dynamodb"]["Keys"]["entity_id"]["S"] for r in event.get("Records", [])])
+    incidents.begin_batch()
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

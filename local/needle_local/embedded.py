@@ -32,7 +32,7 @@ import boto3
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
-from needle_local import lambda_hook
+from needle_local import lambda_hook, moto_speedups
 from needle_local.stream_pump import Mapping, StreamPump
 from needle_local.template import CODE_BUCKET, LocalTemplate, load_template
 
@@ -73,6 +73,7 @@ class EmbeddedAws:
         self.inbox_url = ""
         self._mock: Any = None
         self._server: ThreadedMotoServer | None = None
+        self._clients: dict[str, Any] = {}
         self.pump: StreamPump | None = None
         self.template: LocalTemplate | None = None
 
@@ -89,6 +90,7 @@ class EmbeddedAws:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         lambda_hook.install()
+        moto_speedups.install()
         lambda_hook.reset()
         lambda_hook.base_env = dict(self.handler_env)
         self.template = load_template(self.template_path, self.region)
@@ -117,6 +119,7 @@ class EmbeddedAws:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        self._clients.clear()
         lambda_hook.reset()
 
     def serve(self, port: int = 0) -> str:
@@ -128,7 +131,10 @@ class EmbeddedAws:
 
     # clients -----------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        """One client per service for the life of this stack (creating one costs ~30 ms)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name=self.region)  # type: ignore[call-overload]
+        return self._clients[service]
 
     # driving -----------------------------------------------------------------------------------
     def invoke(self, logical_id: str, payload: dict[str, Any]) -> Any:

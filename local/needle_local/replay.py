@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 import warnings
@@ -50,6 +51,12 @@ CURSOR = {
     "sentinelone": sentinelone_cursor,
 }
 MAX_LINE_BYTES = 1 << 20
+# Every step costs a poll per source and a settle whatever it carries, so a month of alerts is
+# replayed in a few hundred steps, not one per 10 minutes; correlation windows use event times,
+# so a longer step changes when an alert is processed, not what it correlates with.
+AUTO_STEPS = 240
+TRIGGER_CHOICES = ("incidents", "every-edr-alert", "none")
+MIN_STEP_MINUTES = 10.0
 
 
 class ReplayInputError(ValueError):
@@ -108,6 +115,12 @@ def _updated(source: str, payload: Any) -> datetime | None:
         return None
 
 
+def auto_step(span: timedelta) -> timedelta:
+    """The span in AUTO_STEPS steps, at least MIN_STEP_MINUTES, in whole minutes."""
+    minutes = max(MIN_STEP_MINUTES, math.ceil(span.total_seconds() / 60 / AUTO_STEPS))
+    return timedelta(minutes=minutes)
+
+
 def _simulator(source: str, clock: SimClock) -> HttpSimulator:
     if source == "mde":
         return MdeSimulator(clock=clock)
@@ -131,12 +144,17 @@ def _load(simulator: Any, records: list[Record], start: datetime) -> None:
                 simulator.add_raw(record.payload, visible_at=record.updated, sort_time=record.updated)
 
 
-def replay(directory: Path, out: TextIO, *, step: timedelta, trigger: str, log: TextIO) -> dict[str, int]:
+def replay(
+    directory: Path, out: TextIO, *, step: timedelta | None, trigger: str, log: TextIO
+) -> dict[str, int]:
+    """Replay DIR; `step` None picks one from the span (auto_step)."""
     records = read_records(directory, log)
     times = [r.updated for rs in records.values() for r in rs if r.updated is not None]
     if not times:
         raise ReplayInputError(f"{directory}: no record has a vendor update time")
     first, last = min(times), max(times)
+    step = step or auto_step(last - first)
+    print(f"replay: {first:%Y-%m-%d %H:%M}Z to {last:%Y-%m-%d %H:%M}Z in steps of {step}", file=log)
     clock = SimClock(first)
     real_now = datetime.now(UTC)
     lookback_minutes = int((real_now - first).total_seconds() // 60) + 60
@@ -226,24 +244,40 @@ def _scan(aws: EmbeddedAws, table: str, projection: str, names: dict[str, str]) 
 
 
 def _event_lines(aws: EmbeddedAws) -> Iterator[dict[str, Any]]:
+    # One Query per entity, not a Scan: moto sorts the whole table for every Scan page, which
+    # makes reading 50,000 events back quadratic. Every stored event's entity has an alias in
+    # the Entities table (the poller resolves before it stores).
+    entities = {
+        item["entity_id"]["S"] for item in _scan(aws, "EntitiesTable", "#e", {"#e": "entity_id"}) if item
+    }
     names = {f"#{n}": n for n in ("source", "vendor_id", "entity_id", "time", "score", "suppressed")}
     names |= {"#explanation": "explanation", "#incident_ids": "incident_ids"}
-    rows = []
-    for item in _scan(aws, "EventsTable", ", ".join(names), names):
-        rows.append(
-            {
-                "type": "event",
-                "source": item["source"]["S"],
-                "vendor_id": item["vendor_id"]["S"],
-                "entity_id": item["entity_id"]["S"],
-                "time": item["time"]["S"],
-                "score": int(item["score"]["N"]) if "score" in item else None,
-                "suppressed": bool(item.get("suppressed", {}).get("BOOL", False)),
-                "explanation": item.get("explanation", {}).get("S"),
-                "incident_ids": [v["S"] for v in item.get("incident_ids", {}).get("L", [])],
-            }
+    paginator = aws.client("dynamodb").get_paginator("query")
+    rows: list[dict[str, Any]] = []
+    for entity_id in sorted(entities):
+        pages = paginator.paginate(
+            TableName=aws.physical["EventsTable"],
+            KeyConditionExpression="#entity_id = :e",
+            ExpressionAttributeValues={":e": {"S": entity_id}},
+            ProjectionExpression=", ".join(names),
+            ExpressionAttributeNames=names,
         )
+        rows.extend(_event_line(item) for page in pages for item in page["Items"])
     yield from sorted(rows, key=lambda r: (r["time"], r["source"], r["vendor_id"]))
+
+
+def _event_line(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "event",
+        "source": item["source"]["S"],
+        "vendor_id": item["vendor_id"]["S"],
+        "entity_id": item["entity_id"]["S"],
+        "time": item["time"]["S"],
+        "score": int(item["score"]["N"]) if "score" in item else None,
+        "suppressed": bool(item.get("suppressed", {}).get("BOOL", False)),
+        "explanation": item.get("explanation", {}).get("S"),
+        "incident_ids": [v["S"] for v in item.get("incident_ids", {}).get("L", [])],
+    }
 
 
 def _incident_lines(aws: EmbeddedAws) -> Iterator[dict[str, Any]]:
@@ -273,10 +307,18 @@ def _incident_lines(aws: EmbeddedAws) -> Iterator[dict[str, Any]]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", type=Path, help="folder with <vendor>_alerts.jsonl files")
     parser.add_argument("--out", type=Path, required=True, help="JSON Lines output (events, incidents)")
-    parser.add_argument("--step-minutes", type=float, default=10.0, help="simulated minutes per poll tick")
+    parser.add_argument(
+        "--step-minutes",
+        type=float,
+        default=None,
+        help=(
+            f"simulated minutes per poll tick (default: the span in {AUTO_STEPS} steps, "
+            f"at least {MIN_STEP_MINUTES:g})"
+        ),
+    )
     parser.add_argument(
         "--investigate",
-        choices=("incidents", "every-edr-alert", "none"),
+        choices=TRIGGER_CHOICES,
         default="incidents",
         help="which alerts start an investigation (every-edr-alert is slow on the embedded AWS)",
     )
@@ -294,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             counts = replay(
                 args.directory,
                 out,
-                step=timedelta(minutes=args.step_minutes),
+                step=timedelta(minutes=args.step_minutes) if args.step_minutes else None,
                 trigger=args.investigate,
                 log=sys.stderr,
             )

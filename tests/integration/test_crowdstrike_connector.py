@@ -7,7 +7,7 @@ import json
 import random
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -609,6 +609,9 @@ def test_errors_in_200_knob_answers_200_with_errors(
 class MemorySink:
     def __init__(self) -> None:
         self.items: dict[str, Event] = {}
+
+    def store_page(self, events: Sequence[Event]) -> list[WriteOutcome]:
+        return [self.store(event) for event in events]
 
     def store(self, event: Event) -> WriteOutcome:
         if event.uid in self.items:

@@ -8,7 +8,7 @@ import json
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -523,6 +523,9 @@ def test_5xx_is_retried_with_backoff(sim: GraphSimulator) -> None:
 class MemorySink:
     def __init__(self) -> None:
         self.events: dict[str, Event] = {}
+
+    def store_page(self, events: Sequence[Event]) -> list[WriteOutcome]:
+        return [self.store(event) for event in events]
 
     def store(self, event: Event) -> WriteOutcome:
         previous = self.events.get(event.uid)

@@ -17,9 +17,8 @@ from needle.store.entities import DynamoEntityResolver
 from needle.store.events import DynamoEventStore
 from needle.store.quarantine import S3Quarantine
 from needle.store.state import DynamoCheckpoints
-from needle.store.tables import TableNames, bind
 from tests.conftest import SIM_CREDENTIALS, SimClock
-from tests.support import mde_alert, scan
+from tests.support import bind_stack_tables, mde_alert, scan
 
 pytestmark = pytest.mark.integration
 
@@ -53,22 +52,12 @@ class CrashingCheckpoints(DynamoCheckpoints):
         raise Killed
 
 
-def _bind(aws: Any) -> None:
-    p = aws.physical
-    bind(
-        TableNames(
-            p["EventsTable"], p["EntitiesTable"], p["ModelsTable"], p["IncidentsTable"], p["StateTable"]
-        ),
-        aws.region,
-    )
-
-
 def test_poller_killed_between_write_and_checkpoint_rereads_without_duplicates(
     aws: Any, mde: Any, sim_clock: SimClock
 ) -> None:
     # GIVEN five alerts and a poller that dies right after storing them, before its checkpoint
     ids = _seed(mde, sim_clock, 5)
-    _bind(aws)
+    bind_stack_tables(aws)
     tokens = EntraClientCredentials(
         http=httpx.Client(timeout=10),
         login_base_url=mde.base_url,

@@ -4,20 +4,20 @@ with exactly the 10,000 alerts stored: once each, none lost, the checkpoint at t
 The real poll() runs over real HTTP against a vendor simulator and writes through the real
 adapters into the embedded AWS. The adapters are wrapped so that each run (a Lambda container)
 gets a random budget of tokens; every kill point spends some, and the point that spends the last
-raises `Killed`: before or after a store(), inside the checkpoint save before or after the real
+raises `Killed`: before or after a stored chunk of a page, inside the checkpoint save before or after the real
 save, or between pages (time_left). A store point spends one token, a checkpoint or between-pages
-point BOUNDARY_COST: there are 400-odd store points per checkpoint and only three boundary points,
-which would otherwise almost never be hit. A restart is a new poll() with fresh adapters, feed,
+point BOUNDARY_COST: there are 16-odd store points per checkpoint and only three boundary points,
+which would otherwise be hit less often. A restart is a new poll() with fresh adapters, feed,
 HTTP client and OAuth tokens, one minute later.
 
 CrowdStrike is an ordered feed (a checkpoint after every page); MDE is unordered (read in windows,
 each checkpointed at its end). Both use the same kill switch with the same budgets.
 
-Cost (CPU-bound, one core): every created alert is one PutItem through botocore into moto, about
-6 ms, so the 10,000 creates alone take about a minute; a re-read alert (conditional put refused,
-then GetItem) about 10 ms; every simulator listing parses all 10,000 alerts' timestamps (100-200
-ms). Units of progress of ~200 alerts and budgets of up to MAX_TOKENS give ~25 kills (all five
-kinds of point hit) while keeping re-reads near 2,500 alerts and listings near 70 per vendor.
+Cost (CPU-bound, one core): alerts are written 25 per BatchWriteItem after one BatchGetItem per
+page, ~2 ms per alert through botocore into moto; every simulator listing parses all 10,000
+alerts' timestamps (100-200 ms). Units of progress of ~200 alerts and budgets of up to MAX_TOKENS
+give ~25 kills (all five kinds of point hit) while keeping re-reads near 2,500 alerts and listings
+near 70 per vendor.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import ssl
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,11 +45,10 @@ from needle.store.entities import DynamoEntityResolver
 from needle.store.events import DynamoEventStore
 from needle.store.quarantine import S3Quarantine
 from needle.store.state import DynamoCheckpoints
-from needle.store.tables import TableNames, bind
 from needle_local.embedded import EmbeddedAws
 from needle_local.simulators.crowdstrike import CrowdStrikeSimulator, cs_timestamp
 from needle_local.simulators.mde import MdeSimulator
-from tests.support import mde_alert
+from tests.support import bind_stack_tables, mde_alert
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +58,12 @@ NEWEST = NOW - timedelta(minutes=1)  # the newest alert's update time
 SPREAD = timedelta(days=10)  # update times are spread evenly over the 10 days up to NEWEST
 # Covers the spread with a day to spare: even 200 restarts before the first checkpoint lose nothing.
 LOOKBACK = timedelta(days=11)
-PAGE = 200  # CrowdStrike page: ~400 store kill points (two per alert) between checkpoints
-WINDOW = timedelta(hours=5)  # MDE window: ~208 alerts, ~420 store kill points; 48 windows hold alerts
-BOUNDARY_COST = 100  # tokens spent by a checkpoint-save or between-pages kill point (store: 1)
+STORE_CHUNK = 25  # alerts per BatchWriteItem request: a store kill point before and after each
+PAGE = 200  # CrowdStrike page: 8 chunks, 16 store kill points between checkpoints
+WINDOW = timedelta(hours=5)  # MDE window: ~208 alerts, ~18 store kill points; 48 windows hold alerts
+BOUNDARY_COST = 4  # tokens spent by a checkpoint-save or between-pages kill point (store: 1)
 BOUNDARY_POINTS = ("before checkpoint save", "after checkpoint save", "between pages")
-MAX_TOKENS = 3_500  # a run's budget is drawn from 1..MAX_TOKENS
+MAX_TOKENS = 140  # a run's budget is drawn from 1..MAX_TOKENS
 MAX_RESTARTS = 200
 MIN_KILLS = 10
 SEED = 20250314
@@ -113,12 +113,17 @@ class KillableEvents(DynamoEventStore):
         self._switch = switch
         self._outcomes = outcomes
 
-    def store(self, event: Event) -> WriteOutcome:
-        self._switch.point("before store")
-        outcome = super().store(event)
-        self._outcomes[outcome.value] += 1  # counted across runs, killed or not
-        self._switch.point("after store")
-        return outcome
+    def store_page(self, events: Sequence[Event]) -> list[WriteOutcome]:
+        # The real store writes a page in BatchWriteItem requests of 25: a crash can fall
+        # between any two of them, so the page is stored here in chunks of that size.
+        outcomes: list[WriteOutcome] = []
+        for start in range(0, len(events), STORE_CHUNK):
+            self._switch.point("before store")
+            chunk = super().store_page(events[start : start + STORE_CHUNK])
+            self._outcomes.update(o.value for o in chunk)  # counted across runs, killed or not
+            self._switch.point("after store")
+            outcomes += chunk
+        return outcomes
 
 
 class KillableCheckpoints(DynamoCheckpoints):
@@ -223,13 +228,7 @@ def clock() -> Clock:
 def stack() -> Iterator[EmbeddedAws]:
     parameters = {"EnableMde": "true", "LogLevel": "WARNING", "InvestigationTrigger": "none"}
     with EmbeddedAws(parameters=parameters) as aws:
-        p = aws.physical
-        bind(
-            TableNames(
-                p["EventsTable"], p["EntitiesTable"], p["ModelsTable"], p["IncidentsTable"], p["StateTable"]
-            ),
-            aws.region,
-        )
+        bind_stack_tables(aws)
         yield aws
 
 

@@ -7,7 +7,7 @@ import base64
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -492,6 +492,9 @@ class MemoryStore:
         self.events: dict[str, Event] = {}
         self.checkpoints: dict[str, datetime] = {}
         self.quarantined: list[tuple[str, str]] = []
+
+    def store_page(self, events: Sequence[Event]) -> list[WriteOutcome]:
+        return [self.store(event) for event in events]
 
     def store(self, event: Event) -> WriteOutcome:
         previous = self.events.get(event.uid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -79,6 +79,9 @@ class MemorySink:
         self.creates: Counter[str] = Counter()
         self.calls = 0
         self.crash_on_call: int | None = None
+
+    def store_page(self, events: Sequence[Event]) -> list[WriteOutcome]:
+        return [self.store(event) for event in events]
 
     def store(self, event: Event) -> WriteOutcome:
         self.calls += 1

@@ -20,7 +20,10 @@ ENTITY = "ent-eng-lt-117"
 BUILTIN = load_rules()
 
 
-def make_event(n: int, *, minutes: float = 0, entity_id: str = ENTITY, **fields: Any) -> Event:
+def make_event(
+    n: int, *, minutes: float = 0, entity_id: str = ENTITY, score: int | None = 80, **fields: Any
+) -> Event:
+    """An EDR alert; scored 80 (unusual for its entity) unless a test says otherwise."""
     event = Event(
         source="mde",
         vendor_id=f"rule-test-{n}",
@@ -38,6 +41,7 @@ def make_event(n: int, *, minutes: float = 0, entity_id: str = ENTITY, **fields:
         console_url=None,
         finding={},
         entity_id=entity_id,
+        score=score,
     )
     changes: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
     return replace(event, **changes)
@@ -355,3 +359,25 @@ def test_value_count_needs_the_new_event_to_carry_the_field() -> None:
     match = evaluate(rule, make_event(3, minutes=2, user="CORP\\jdoe"), history)
     assert match is not None
     assert match.values == ("CORP\\adm-jdoe", "CORP\\jdoe")
+
+
+def test_multi_tactic_rule_does_not_count_the_entitys_recurring_noise() -> None:
+    # GIVEN two tactics from unusual alerts and a third only from low-scored (habitual) alerts
+    [rule] = [r for r in BUILTIN if r.id == "multi_tactic_24h"]
+    history = [
+        make_event(1, minutes=0, tactics=["Execution"]),
+        make_event(2, minutes=5, tactics=["CredentialAccess"]),
+        make_event(3, minutes=6, tactics=["LateralMovement"], score=10),
+    ]
+    # WHEN more habitual alerts arrive THEN nothing fires; an unusual third tactic fires
+    assert evaluate(rule, make_event(4, minutes=8, tactics=["LateralMovement"], score=24), history) is None
+    assert evaluate(rule, make_event(5, minutes=8, tactics=["LateralMovement"], score=None), history) is None
+    match = evaluate(rule, make_event(6, minutes=9, tactics=["LateralMovement"], score=25), history)
+    assert match is not None
+    assert [e.vendor_id for e in match.events] == ["rule-test-1", "rule-test-2", "rule-test-6"]
+
+
+@pytest.mark.parametrize("bad", [-1, 101, 2.5, "high", True])
+def test_a_min_score_outside_0_to_100_is_refused(bad: Any) -> None:
+    with pytest.raises(RuleError, match="min_score"):
+        parse_rule(rule_doc(min_score=bad))

@@ -69,10 +69,12 @@ class EventProcessor:
     def process(self, event: Event) -> Outcome:
         state = self.models.load(event.entity_id)
         scored = self._score(event, state)
+        # Rules see the event's score: a rule may count only what is unusual for the entity.
+        done = replace(event, score=scored.score, explanation=scored.explanation)
         history = recall(state.history, event.entity_id, exclude=event)
-        incidents = [self.incidents.open_or_merge(m) for m in self._correlate(event, history)]
+        incidents = [self.incidents.open_or_merge(m) for m in self._correlate(done, history)]
         incident_ids = tuple(i["id"] for i in incidents)
-        done = replace(event, score=scored.score, explanation=scored.explanation, incident_ids=incident_ids)
+        done = replace(done, incident_ids=incident_ids)
         state.history = remember(state.history, done, self._span)
         self.models.save(event.entity_id, state)
         self.events.set_score(event, scored.score, scored.explanation, list(incident_ids), scored.suppressed)

@@ -27,9 +27,8 @@ from needle.ingest.ports import (
     EntityResolver,
     EventSink,
     Quarantine,
-    WriteOutcome,
 )
-from needle.model.event import MalformedRecordError
+from needle.model.event import Event, MalformedRecordError
 
 MAX_EMPTY_WINDOW = timedelta(days=30)
 OUTCOMES = ("created", "updated", "unchanged", "duplicate", "quarantined")
@@ -141,16 +140,22 @@ class _Run:
             self.cursor = candidate
 
     def _ingest(self, page: Iterable[dict[str, Any]]) -> datetime | None:
+        """Normalize and resolve the page's records, then store the good ones in one call."""
         self.report.pages += 1
         newest: datetime | None = None
+        ready: list[Event] = []
         for raw in page:
-            outcome, updated = self._ingest_one(raw)
-            self.report.outcomes[outcome] += 1
+            outcome, updated = self._prepare(raw, ready)
+            if outcome is not None:
+                self.report.outcomes[outcome] += 1
             if updated is not None and (newest is None or updated > newest):
                 newest = updated
+        if ready:
+            self.report.outcomes.update(o.value for o in self.sink.store_page(ready))
         return newest
 
-    def _ingest_one(self, raw: dict[str, Any]) -> tuple[str, datetime | None]:
+    def _prepare(self, raw: dict[str, Any], ready: list[Event]) -> tuple[str | None, datetime | None]:
+        """Append the record's event to `ready`, or say why it is not stored (an outcome)."""
         try:
             event = self.feed.normalize(raw)
         except MalformedRecordError as exc:
@@ -168,8 +173,8 @@ class _Run:
             entity_id = self.entities.resolve(event.device, event.updated_at)
         except ValueError as exc:
             return self._quarantine(raw, f"no entity: {exc}")
-        outcome: WriteOutcome = self.sink.store(replace(event, entity_id=entity_id))
-        return outcome.value, event.updated_at
+        ready.append(replace(event, entity_id=entity_id))
+        return None, event.updated_at
 
     def _quarantine(self, raw: Any, reason: str) -> tuple[str, datetime | None]:
         self.quarantine.put(self.feed.source, reason, raw)

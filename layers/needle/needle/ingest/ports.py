@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
@@ -35,7 +35,10 @@ class AlertFeed(Protocol):
 
 
 class EventSink(Protocol):
-    def store(self, event: Event) -> WriteOutcome: ...
+    def store_page(self, events: Sequence[Event]) -> list[WriteOutcome]:
+        """Store events idempotently; one outcome per event, in order. Raises if any write
+        failed: the caller then does not checkpoint, and the next run re-reads the page."""
+        ...
 
 
 class EntityResolver(Protocol):

@@ -40,6 +40,9 @@ class Rule:
     field: str | None
     timespan: timedelta
     gte: int
+    # Only events scored at least this unusual for their entity count (None: every event).
+    # Recurring noise scores low, so a rule with min_score fires on what is new, not on volume.
+    min_score: int | None
     attack: tuple[str, ...]
     runbook: str
     tests: dict[str, list[dict[str, Any]]]
@@ -72,6 +75,9 @@ def parse_rule(doc: dict[str, Any], origin: str = "<rule>") -> Rule:
             raise RuleError(f"{origin}: condition must be like {{gte: 3}} with a whole number >= 1")
         if int(span.group(1)) < 1:
             raise RuleError(f"{origin}: timespan must be at least 1{span.group(2)}")
+        min_score = doc.get("min_score")
+        if min_score is not None and (type(min_score) is not int or not 0 <= min_score <= 100):
+            raise RuleError(f"{origin}: min_score must be a whole number from 0 to 100")
         return Rule(
             id=str(doc["id"]),
             title=str(doc["title"]),
@@ -81,6 +87,7 @@ def parse_rule(doc: dict[str, Any], origin: str = "<rule>") -> Rule:
             field=str(field) if field else None,
             timespan=timedelta(**{_UNITS[span.group(2)]: int(span.group(1))}),
             gte=threshold,
+            min_score=min_score,
             attack=tuple(doc.get("attack") or ()),
             runbook=str(doc.get("runbook", "")),
             tests=dict(doc.get("tests") or {}),
@@ -103,6 +110,8 @@ def load_rules(directory: Path | None = None) -> list[Rule]:
 
 
 def matches(rule: Rule, event: Event) -> bool:
+    if rule.min_score is not None and (event.score is None or event.score < rule.min_score):
+        return False
     for key, expected in rule.match.items():
         value = getattr(event, key, None)
         allowed = expected if isinstance(expected, list) else [expected]

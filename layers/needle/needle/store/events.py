@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
-
-from pynamodb.exceptions import PutError
 
 from needle.ingest.ports import WriteOutcome
 from needle.model.event import DeviceHints, Event, Kind, iso, pack_raw, parse_time
@@ -15,31 +13,43 @@ from needle.store.items import EventItem
 
 class DynamoEventStore:
     """Stores each vendor alert once; a changed alert is updated in place (a MODIFY, which the
-    ProcessEvents stream filter ignores), an unchanged re-poll writes nothing."""
+    ProcessEvents stream filter ignores), an unchanged re-poll writes nothing.
 
-    def store(self, event: Event) -> WriteOutcome:
-        item = to_item(event)
-        try:
-            item.save(condition=EventItem.sk.does_not_exist())
-            return WriteOutcome.CREATED
-        except PutError as exc:
-            if not _is_conditional_failure(exc):
-                raise
-        existing = EventItem.get(item.entity_id, item.sk, attributes_to_get=["content_hash"])
-        if existing.content_hash == item.content_hash:
-            return WriteOutcome.UNCHANGED
-        item.update(
-            actions=[
-                EventItem.updated_at.set(item.updated_at),
-                EventItem.status.set(item.status),
-                EventItem.severity_id.set(item.severity_id),
-                EventItem.title.set(item.title),
-                EventItem.finding.set(item.finding),
-                EventItem.raw.set(item.raw),
-                EventItem.content_hash.set(item.content_hash),
-            ]
-        )
-        return WriteOutcome.UPDATED
+    A page is stored with one consistent BatchGetItem (what is stored already, by content
+    hash) and BatchWriteItem for the new alerts, 25 per request, instead of a conditional put
+    per alert. A batch put has no condition, so two writers of one source could race to
+    create the same alert (the second put would drop the score the first one got): the
+    PollSource handler holds the source's poll lock (needle.store.state.PollLock) while it
+    polls, so there is one writer per source.
+    """
+
+    def store_page(self, events: Sequence[Event]) -> list[WriteOutcome]:
+        """Store a page of events; one outcome per event, in order."""
+        items = [to_item(e) for e in events]
+        stored = _stored_hashes({(i.entity_id, i.sk) for i in items})
+        outcomes: list[WriteOutcome] = []
+        created: dict[tuple[str, str], EventItem] = {}
+        changed: dict[tuple[str, str], EventItem] = {}
+        for item in items:
+            key = (item.entity_id, item.sk)
+            known = stored.get(key)
+            stored[key] = item.content_hash
+            if known is None:
+                outcomes.append(WriteOutcome.CREATED)
+                created[key] = item
+            elif known == item.content_hash:
+                outcomes.append(WriteOutcome.UNCHANGED)
+            else:
+                outcomes.append(WriteOutcome.UPDATED)
+                # A version of an alert created in this page replaces it before it is written.
+                (created if key in created else changed)[key] = item
+        if created:
+            with EventItem.batch_write() as batch:
+                for item in created.values():
+                    batch.save(item)
+        for item in changed.values():
+            _update_in_place(item)
+        return outcomes
 
     def timeline(self, entity_id: str, start: datetime, end: datetime, limit: int = 500) -> list[Event]:
         """The entity's events with start <= time <= end, oldest first (one Query)."""
@@ -69,8 +79,27 @@ TIMELINE_ATTRIBUTES = [
 ]
 
 
-def _is_conditional_failure(exc: PutError) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+def _stored_hashes(keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    if not keys:
+        return {}
+    found = EventItem.batch_get(
+        sorted(keys), consistent_read=True, attributes_to_get=["entity_id", "sk", "content_hash"]
+    )
+    return {(i.entity_id, i.sk): i.content_hash for i in found}
+
+
+def _update_in_place(item: EventItem) -> None:
+    item.update(
+        actions=[
+            EventItem.updated_at.set(item.updated_at),
+            EventItem.status.set(item.status),
+            EventItem.severity_id.set(item.severity_id),
+            EventItem.title.set(item.title),
+            EventItem.finding.set(item.finding),
+            EventItem.raw.set(item.raw),
+            EventItem.content_hash.set(item.content_hash),
+        ]
+    )
 
 
 def to_item(event: Event) -> EventItem:

@@ -13,11 +13,22 @@ from needle.store.items import IncidentItem
 
 
 class DynamoIncidentStore:
+    """Incidents are written through (an investigation may read one at once), and what a
+    stream batch wrote is remembered until the next batch: a noisy entity's matches merge into
+    one incident many times per batch, and only this batch's shard writes that entity's
+    incidents meanwhile. Another container may have merged since, so nothing is kept longer."""
+
+    def __init__(self) -> None:
+        self._batch: dict[str, IncidentItem] = {}
+
+    def begin_batch(self) -> None:
+        self._batch.clear()
+
     def open_or_merge(self, match: Match) -> dict[str, Any]:
         """Create the incident, or add the new events to the one already open for this window."""
         uids = [e.uid for e in match.events]
         try:
-            item = IncidentItem.get(f"incident#{match.incident_id}")
+            item = self._batch.get(match.incident_id) or IncidentItem.get(f"incident#{match.incident_id}")
             body = dict(item.body)
             known = set(body.get("event_uids", []))
             if known >= set(uids):
@@ -46,6 +57,7 @@ class DynamoIncidentStore:
             )
         item.body = body
         item.save()
+        self._batch[match.incident_id] = item
         return body
 
     def get(self, incident_id: str) -> dict[str, Any] | None:

@@ -111,3 +111,5 @@ class StateItem(Model):
     pk = UnicodeAttribute(hash_key=True)
     cursor = UnicodeAttribute(null=True)
     saved_at = UnicodeAttribute(null=True)
+    holder = UnicodeAttribute(null=True)  # lock items: the run holding it
+    expires_at = UnicodeAttribute(null=True)  # lock items: ISO time it lapses

@@ -19,17 +19,36 @@ ALL_ENTITIES = "__entities__"
 class DynamoModelStore:
     """Entity state is read and written per stream batch when `begin_batch`/`end_batch` frame the
     batch (BatchGetItem, then BatchWriteItem of what changed): the stream keeps one entity on one
-    shard, in order, so no other writer touches it meanwhile. Population counters are read
-    through a cache that lives with the container (they move slowly; a count stale by a few
-    entities changes no score much), and their increments are summed per batch."""
+    shard, in order, so no other writer touches it meanwhile.
 
-    def __init__(self, population_ttl: timedelta = timedelta(seconds=60), clock: Any = None) -> None:
-        self._ttl = population_ttl
+    Population counters move slowly (a count stale by a few entities changes no score much), so
+    the container keeps its own view: the stored count when it last read the key plus its own
+    increments since, re-read after `refresh_after` population lookups. Its increments are
+    summed and written at the end of the first batch at least `flush_every` (wall clock) after
+    the last write: one UpdateItem per key per interval instead of one per batch. What the
+    container scores depends only on what it processed, never on when its writes happened, so a
+    replay scores alike on every run. The price: a container reclaimed with increments pending
+    loses them (counts run a little low, which scores a key a little rarer); entity state,
+    which scoring cannot rebuild, is written every batch."""
+
+    def __init__(
+        self,
+        refresh_after: int = 1000,
+        clock: Any = None,
+        flush_every: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self._refresh_after = refresh_after
+        self._flush_every = flush_every
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._population: dict[str, tuple[datetime, float]] = {}
+        self._lookups = 0
+        self._population: dict[str, tuple[int, float]] = {}  # key -> (lookup number read at, count)
         self._buffer: dict[str, EntityCounts] | None = None
         self._dirty: set[str] = set()
+        # This batch's increments join the pending ones only once its entity state is written:
+        # a failed batch is retried, and its increments must not count twice.
         self._increments: Counter[tuple[str, str]] = Counter()
+        self._pending: Counter[tuple[str, str]] = Counter()
+        self._flushed = self._clock()
 
     # -- per-batch buffering ------------------------------------------------------------------
     def begin_batch(self, entity_ids: list[str]) -> None:
@@ -46,10 +65,18 @@ class DynamoModelStore:
             with ModelItem.batch_write() as batch:
                 for entity_id in sorted(self._dirty):
                     batch.save(_item(entity_id, buffer[entity_id]))
-        for (key, shard), count in sorted(self._increments.items()):
-            self._add(key, shard, count)
         self._dirty.clear()
+        self._pending.update(self._increments)
         self._increments.clear()
+        if self._clock() - self._flushed >= self._flush_every:
+            self.flush_population()
+
+    def flush_population(self) -> None:
+        """Write the pending population increments now."""
+        for key, shard in sorted(self._pending):
+            self._add(key, shard, self._pending[(key, shard)])
+            del self._pending[(key, shard)]  # one at a time: a failed write keeps the rest pending
+        self._flushed = self._clock()
 
     # -- entity state -------------------------------------------------------------------------
     def load(self, entity_id: str) -> EntityCounts:
@@ -69,6 +96,7 @@ class DynamoModelStore:
 
     # -- population ---------------------------------------------------------------------------
     def population(self, keys: list[str]) -> PopulationCounts:
+        self._lookups += 1
         return PopulationCounts(
             entities_with_key={k: self._cached(k) for k in keys},
             entities=self._cached(ALL_ENTITIES),
@@ -76,7 +104,7 @@ class DynamoModelStore:
 
     def add_to_population(self, entity_id: str, fresh_keys: list[str], new_entity: bool) -> None:
         # One shard per entity hash: a popular key's writes spread over 8 items.
-        shard = f"shard#{zlib.crc32(entity_id.encode()) % POPULATION_SHARDS}"
+        shard = _shard_name(zlib.crc32(entity_id.encode()) % POPULATION_SHARDS)
         for key in [*fresh_keys, *([ALL_ENTITIES] if new_entity else [])]:
             hit = self._population.get(key)
             if hit is not None:
@@ -92,13 +120,19 @@ class DynamoModelStore:
         )
 
     def _cached(self, key: str) -> float:
-        now = self._clock()
         hit = self._population.get(key)
-        if hit is not None and now - hit[0] < self._ttl:
+        if hit is not None and self._lookups - hit[0] < self._refresh_after:
             return hit[1]
-        value = float(sum(i.entities or 0 for i in ModelItem.query(f"pop#{key}")))
-        self._population[key] = (now, value)
+        stored = sum(i.entities or 0 for i in ModelItem.query(f"pop#{key}"))
+        shards = [(key, _shard_name(n)) for n in range(POPULATION_SHARDS)]
+        unwritten = sum(self._pending[s] + self._increments[s] for s in shards)
+        value = float(stored + unwritten)
+        self._population[key] = (self._lookups, value)
         return value
+
+
+def _shard_name(number: int) -> str:
+    return f"shard#{number}"
 
 
 def _counts(item: ModelItem) -> EntityCounts:

@@ -1,12 +1,13 @@
-"""State table: poll checkpoints."""
+"""State table: poll checkpoints and the per-source poll lock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
-from needle.model.event import parse_time
+from needle.model.event import iso, parse_time
 from needle.store.items import StateItem
 
 
@@ -25,3 +26,40 @@ class DynamoCheckpoints:
             cursor=cursor.astimezone(UTC).isoformat(),
             saved_at=datetime.now(UTC).isoformat(),
         ).save()
+
+
+class PollLock:
+    """One poll per source at a time: EventBridge starts a poll every minute, and a slow run
+    (a long backfill, a throttled API) must not overlap the next one, which would interleave
+    checkpoints and race to create the same alerts.
+
+    The lock is an item `lock#<source>` with the holder and an expiry: a run that dies holding
+    it blocks its source only until the expiry (the Lambda timeout).
+    """
+
+    def __init__(self, clock: Any = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def hold(self, source: str, holder: str, seconds: float) -> bool:
+        """Take the lock for `seconds`; False when another live holder has it."""
+        now = self._clock()
+        item = StateItem(f"lock#{source}", holder=holder, expires_at=iso(now + timedelta(seconds=seconds)))
+        try:
+            item.save(
+                condition=StateItem.pk.does_not_exist()
+                | (StateItem.expires_at < iso(now))
+                | (StateItem.holder == holder)
+            )
+        except PutError as exc:
+            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release(self, source: str, holder: str) -> None:
+        try:
+            StateItem(f"lock#{source}").delete(condition=StateItem.holder == holder)
+        except DeleteError as exc:
+            # Expired and taken by the next run meanwhile: that run's lock is not ours to drop.
+            if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+                raise
