@@ -30,7 +30,9 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.server import ThreadedMotoServer
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from needle_local import lambda_hook, moto_speedups
 from needle_local.stream_pump import Mapping, StreamPump
@@ -191,10 +193,13 @@ class EmbeddedAws:
                 time.sleep(0.02)
 
     def running_executions(self) -> int:
-        sfn = self.client("stepfunctions")
+        # Read from moto's backend, not ListExecutions: settle() asks between every stream pump,
+        # and the API call sorts and serializes every execution of the machine each time.
+        backend = stepfunctions_parser_backends[DEFAULT_ACCOUNT_ID][self.region]
         return sum(
-            len(sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"])
+            execution.status == "RUNNING"
             for arn in self.state_machine_arns.values()
+            for execution in backend.describe_state_machine(arn).executions
         )
 
     def executions(self) -> list[dict[str, Any]]:

@@ -207,22 +207,26 @@ def _run(
 ) -> dict[str, int]:
     started = time.monotonic()
     steps = max(1, int((last - first) / step) + 1)
-    stored = quarantined = 0
+    stored = quarantined = notified = 0
     for number in range(1, steps + 2):
         clock.now = min(first + number * step, last + step)
         for report in aws.tick(now=clock.now):
             stored += report["created"]
             quarantined += report["quarantined"]
         aws.settle(timeout=3600)
+        # Read as a subscriber would: moto walks the whole queue on every send, so an unread
+        # inbox would make each notification slower than the last.
+        notified += len(aws.inbox())
         elapsed = time.monotonic() - started
         rate = stored / elapsed if elapsed else 0.0
         print(
             f"replay: step {number}/{steps + 1} sim {clock.now:%Y-%m-%d %H:%M}Z "
-            f"stored {stored}/{total}, quarantined {quarantined} ({rate:.0f} alerts/s, {elapsed:.0f}s)",
+            f"stored {stored}/{total}, quarantined {quarantined}, notified {notified} "
+            f"({rate:.0f} alerts/s, {elapsed:.0f}s)",
             file=log,
             flush=True,
         )
-    counts = {"events": 0, "incidents": 0}
+    counts = {"events": 0, "incidents": 0, "notifications": notified}
     for line in _event_lines(aws):
         out.write(json.dumps(line) + "\n")
         counts["events"] += 1
@@ -345,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"replay: wrote {counts['events']} events and {counts['incidents']} incidents to {args.out} "
-        f"in {counts['seconds']}s",
+        f"in {counts['seconds']}s ({counts['notifications']} SNS notifications sent)",
         file=sys.stderr,
     )
     return 0

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from needle_local import moto_speedups
@@ -73,6 +74,7 @@ def _exercise() -> list[Any]:
         ExpressionAttributeValues={":s": {"N": "99"}, ":e": {"S": "first time"}},
     )
     answers.append(client.get_item(TableName="t", Key=key, ProjectionExpression="score, explanation"))
+    answers.extend(_updates(client, key))
     for forward in (True, False):
         answers.append(
             client.query(
@@ -134,6 +136,109 @@ def _exercise() -> list[Any]:
     return answers
 
 
+PLAIN_SET = "SET #s = :s, #e = :e, #l = :l, #n = :n"
+PLAIN_NAMES = {"#s": "score", "#e": "explanation", "#l": "incident_ids", "#n": "suppressed"}
+PLAIN_VALUES: dict[str, Any] = {
+    ":s": {"N": "42"},
+    ":e": {"S": "again — \u00e9t\u00e9"},
+    ":l": {"L": [{"S": "inc-1"}, {"M": {"a": {"NULL": True}, "b": {"N": "-1.5"}}}]},
+    ":n": {"BOOL": True},
+}
+
+
+def _updates(client: Any, key: dict[str, Any]) -> list[Any]:
+    """UpdateItems the fast path takes (plain SET, as pynamodb writes them) and those it leaves
+    to moto (creating the item, conditions, sets, key and index attributes, bad placeholders)."""
+    answers: list[Any] = []
+
+    def update(**request: Any) -> None:
+        try:
+            answers.append(client.update_item(TableName="t", **request))
+        except ClientError as error:
+            answers.append(error.response["Error"])
+
+    update(
+        Key=key,
+        UpdateExpression=PLAIN_SET,
+        ExpressionAttributeNames=PLAIN_NAMES,
+        ExpressionAttributeValues=PLAIN_VALUES,
+    )
+    # As pynamodb sends it.
+    update(
+        Key=key,
+        UpdateExpression="SET #0 = :0",
+        ExpressionAttributeNames={"#0": "score"},
+        ExpressionAttributeValues={":0": {"N": "41"}},
+        ReturnValues="NONE",
+        ReturnConsumedCapacity="TOTAL",
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "score"},
+        ExpressionAttributeValues={":s": {"N": "7"}},
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "title"},
+        ExpressionAttributeValues={":s": {"S": "x" * 500_000}},
+    )
+    new_key = {"pk": {"S": "host:new"}, "sk": {"S": "2026-11-02"}}
+    update(
+        Key=new_key,
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "score"},
+        ExpressionAttributeValues={":s": {"N": "1"}},
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ConditionExpression="attribute_exists(#s)",
+        ExpressionAttributeNames={"#s": "score"},
+        ExpressionAttributeValues={":s": {"N": "2"}},
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #t = :t",
+        ExpressionAttributeNames={"#t": "tags"},
+        ExpressionAttributeValues={":t": {"SS": []}},
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #u = :u",
+        ExpressionAttributeNames={"#u": "uid"},
+        ExpressionAttributeValues={":u": {"N": "5"}},
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #k = :k",
+        ExpressionAttributeNames={"#k": "sk"},
+        ExpressionAttributeValues={":k": {"S": "z"}},
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "score", "#x": "x"},
+        ExpressionAttributeValues={":s": {"N": "3"}},
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "score"},
+        ExpressionAttributeValues={":s": {"N": "three"}},
+    )
+    update(
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ExpressionAttributeNames={"#s": "score"},
+        ExpressionAttributeValues={":s": {"N": "4"}},
+        ReturnValues="ALL_NEW",
+    )
+    answers.append(client.get_item(TableName="t", Key=key)["Item"])
+    return answers
+
+
 @pytest.fixture
 def fresh_moto() -> Iterator[None]:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
@@ -153,12 +258,16 @@ def _run(patched: bool) -> list[Any]:
 def test_patched_moto_answers_every_item_call_exactly_as_moto_does(fresh_moto: None) -> None:
     original = _run(patched=False)
     patched = _run(patched=True)
-    assert len(original) == len(patched) == 11
+    assert len(original) == len(patched) == 24
     for number, (want, got) in enumerate(zip(original, patched, strict=True)):
         assert got == want, f"answer {number} differs"
     # The comparison means something: the items really came back, binary and nested alike.
     assert original[0]["raw"] == {"B": b"\x00\x01packed\x04"}
-    assert [i["sk"]["S"][14:16] for i in original[3]] == ["07", "04"]
+    assert [i["sk"]["S"][14:16] for i in original[16]] == ["07", "04"]
+    updated = original[14]
+    assert updated["score"] == {"N": "4"}
+    assert updated["incident_ids"] == PLAIN_VALUES[":l"]
+    assert {"Code", "Message"} <= set(original[10])  # moto's own errors came back, patched too
 
 
 def test_wire_form_refuses_what_moto_must_encode_itself() -> None:
@@ -168,3 +277,61 @@ def test_wire_form_refuses_what_moto_must_encode_itself() -> None:
     assert moto_speedups.wire_form({"L": [{"S": "x"}, {"BS": ["AA=="]}]}) is None
     assert moto_speedups.wire_form({"BOOL": "true"}) is None  # moto coerces loose booleans
     assert moto_speedups.wire_form({"S": "x", "N": "1"}) is None
+
+
+class _TookMotosPathError(Exception):
+    pass
+
+
+def test_plain_set_takes_the_fast_path_and_the_rest_takes_motos(
+    fresh_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(handler: Any) -> Any:
+        raise _TookMotosPathError
+
+    moto_speedups.install()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        key = {"pk": {"S": "a"}}
+        client.put_item(TableName="t", Item=key)
+        monkeypatch.setattr(moto_speedups, "_original_update_item", refuse)
+        client.update_item(
+            TableName="t",
+            Key=key,
+            UpdateExpression=PLAIN_SET,
+            ExpressionAttributeNames=PLAIN_NAMES,
+            ExpressionAttributeValues=PLAIN_VALUES,
+            ReturnConsumedCapacity="TOTAL",
+        )
+        assert client.get_item(TableName="t", Key=key)["Item"]["score"] == {"N": "42"}
+        with pytest.raises(_TookMotosPathError):
+            client.update_item(
+                TableName="t",
+                Key=key,
+                UpdateExpression="SET #s = :s",
+                ConditionExpression="attribute_exists(#s)",
+                ExpressionAttributeNames={"#s": "score"},
+                ExpressionAttributeValues={":s": {"N": "2"}},
+            )
+
+
+def test_requests_go_unsigned_but_s3_and_presigned_urls_keep_their_signature(fresh_moto: None) -> None:
+    moto_speedups.install()
+    with mock_aws():
+        sent: list[Any] = []
+        s3 = boto3.client("s3", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        for client in (s3, sqs):
+            client.meta.events.register("before-send", lambda request, **_: sent.append(request.headers))
+        s3.create_bucket(Bucket="reports")
+        sqs.create_queue(QueueName="inbox")
+        url = s3.generate_presigned_url("get_object", Params={"Bucket": "reports", "Key": "r.html"})
+    assert "Authorization" in sent[0]
+    assert "Authorization" not in sent[1]
+    assert "Signature=" in url
