@@ -18,9 +18,13 @@ Measured with moto 5.2.5 (a replay of 2,000 to 10,000 alerts spent most of its t
 - **UpdateItem re-parses and deep-copies.** For every UpdateItem moto parses the expression
   twice, deep-copies the whole item twice, walks a validator over the AST and serializes the
   whole item to compute a reply that `ReturnValues=NONE` then drops: ~4 ms for an event item.
-  The common form (`SET #a = :a, ...` of plain values on an existing item, no condition, no
-  ReturnValues, no key or index attribute touched) is applied directly, with the same stream
-  record; anything else takes moto's path, which also owns every error.
+  The forms Needle writes (`SET #a = :v`, `SET #a = if_not_exists(#a, :v)`, `ADD #n :n` on an
+  existing item, no condition, nothing asked back, no key or index attribute touched) are
+  applied directly, with the same stream record; anything else takes moto's path, which also
+  owns every error.
+- **Every attribute re-sums the item.** moto's item dict checks the 400 KB bound on every
+  insert by summing the whole item, so building an item of n attributes costs n² sizes. Sizes
+  are never negative, so checking the finished item once raises exactly when moto would.
 - **Per-request overhead.** moto lists a handler class's methods (inspect.getmembers) on every
   request; it is cached per class. botocore signs every request (SigV4) that moto then ignores;
   signing is skipped while installed, except for S3 (moto applies bucket policies to the
@@ -39,6 +43,7 @@ from typing import Any, cast
 from botocore.signers import RequestSigner
 from moto.core import responses as core_responses
 from moto.core.serialize import BaseJSONSerializer
+from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
@@ -52,6 +57,7 @@ _original_task_client = lambda_eval_utils.boto_client_for  # type: ignore[attr-d
 _original_update_item = DynamoHandler.update_item
 _original_method_names = core_responses.method_names_from_class  # type: ignore[attr-defined]
 _original_sign = RequestSigner.sign
+_original_item_init = Item.__init__
 _partition = threading.local()
 _task_clients: dict[tuple[str, str], Any] = {}
 _task_clients_lock = threading.Lock()
@@ -71,6 +77,7 @@ def install() -> None:
     DynamoHandler.update_item = _update_item  # type: ignore[method-assign]
     core_responses.method_names_from_class = _method_names  # type: ignore[attr-defined,assignment]
     RequestSigner.sign = _sign  # type: ignore[method-assign]
+    Item.__init__ = _item_init  # type: ignore[method-assign]
     _installed = True
 
 
@@ -84,6 +91,7 @@ def uninstall() -> None:
     DynamoHandler.update_item = _original_update_item  # type: ignore[method-assign]
     core_responses.method_names_from_class = _original_method_names  # type: ignore[attr-defined]
     RequestSigner.sign = _original_sign  # type: ignore[method-assign]
+    Item.__init__ = _original_item_init  # type: ignore[method-assign]
     _task_clients.clear()
     _installed = False
 
@@ -162,10 +170,17 @@ def _task_client(region: str, service: str, state_credentials: Any = None) -> An
         return _task_clients[key]
 
 
-# -- UpdateItem: plain SET on an existing item ---------------------------------------------------
+# -- UpdateItem: plain SET or ADD on an existing item -----------------------------------------
 
-_PLAIN_SET = re.compile(r"SET\s+#\w+\s*=\s*:\w+(?:\s*,\s*#\w+\s*=\s*:\w+)*\s*")
-_ASSIGNMENT = re.compile(r"(#\w+)\s*=\s*(:\w+)")
+_SET_ITEM = r"#\w+\s*=\s*(?::\w+|if_not_exists\s*\(\s*#\w+\s*,\s*:\w+\s*\))"
+_ADD_ITEM = r"#\w+\s+:\w+"
+_PLAIN_SET = re.compile(rf"SET\s+{_SET_ITEM}(?:\s*,\s*{_SET_ITEM})*")
+_PLAIN_ADD = re.compile(rf"ADD\s+{_ADD_ITEM}(?:\s*,\s*{_ADD_ITEM})*")
+_ASSIGNMENT = re.compile(
+    r"(#\w+)\s*=\s*(?:(:\w+)|if_not_exists\s*\(\s*(#\w+)\s*,\s*(:\w+)\s*\))|(#\w+)\s+(:\w+)"
+)
+_NAME = re.compile(r"#\w+")
+_VALUE = re.compile(r":\w+")
 # moto answers ConsumedCapacity whatever ReturnConsumedCapacity asks (pynamodb asks TOTAL).
 _PLAIN_REQUEST = frozenset(
     {
@@ -188,33 +203,56 @@ def _update_item(self: DynamoHandler) -> Any:
 
 
 def _plain_update(handler: DynamoHandler) -> DynamoResult | None:
-    """The UpdateItem applied as moto would, or None to let moto do it (and raise its errors)."""
+    """The UpdateItem applied as moto would, or None to let moto do it (and raise its errors).
+
+    Taken: one `SET` clause of `#a = :v` or `#a = if_not_exists(#b, :v)`, or one `ADD` clause of
+    `#a :n` on numbers, on an item that exists, touching no key or index attribute, with plain
+    values, every placeholder used, no condition and nothing asked back.
+    """
     body: dict[str, Any] = handler.body
     if not set(body) <= _PLAIN_REQUEST or body.get("ReturnValues", "NONE") != "NONE":
         return None
     expression = body.get("UpdateExpression")
-    if type(expression) is not str or not _PLAIN_SET.fullmatch(expression.strip()):
+    if type(expression) is not str:
         return None
-    pairs = _ASSIGNMENT.findall(expression)
+    expression = expression.strip()
+    adding = _PLAIN_ADD.fullmatch(expression) is not None
+    if not adding and _PLAIN_SET.fullmatch(expression) is None:
+        return None
     names: dict[str, Any] = body.get("ExpressionAttributeNames") or {}
     values: dict[str, Any] = body.get("ExpressionAttributeValues") or {}
-    if {n for n, _ in pairs} != set(names) or {v for _, v in pairs} != set(values):
+    if set(_NAME.findall(expression)) != set(names) or set(_VALUE.findall(expression)) != set(values):
         return None  # an unused or missing placeholder: moto's validation error
-    targets = [names[n] for n, _ in pairs]
-    if len(set(targets)) != len(targets) or not all(_plain(values[v]) for _, v in pairs):
+    if not all(_plain(v) for v in values.values()):
         return None
     table = handler.dynamodb_backend.tables.get(str(body.get("TableName")))
     key = body.get("Key")
     if table is None or type(key) is not dict or set(key) != set(table.table_key_attrs):
         return None
-    if set(targets) & set(table.attribute_keys) or not all(_plain(v) for v in key.values()):
+    if not all(_plain(v) for v in key.values()):
         return None
-    hash_key = DynamoType(key[table.hash_key_attr])
-    range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-    item = table.get_item(hash_key, range_key)
+    item = table.get_item(
+        DynamoType(key[table.hash_key_attr]),
+        DynamoType(key[table.range_key_attr]) if table.range_key_attr else None,
+    )
     if item is None:
         return None  # UpdateItem creates it: moto's path
-    fresh = {target: DynamoType(values[v]) for target, (_, v) in zip(targets, pairs, strict=True)}
+    fresh: dict[str, DynamoType] = {}
+    for target_name, value, source_name, default, add_name, add_value in _ASSIGNMENT.findall(expression):
+        target = names[target_name or add_name]
+        if target in fresh or target in table.attribute_keys:
+            return None
+        if add_name:
+            added = DynamoType(values[add_value])
+            existing = item.attrs.get(target)
+            if not added.is_number() or (existing is not None and not existing.is_number()):
+                return None
+            fresh[target] = added if existing is None else existing + added
+        elif source_name:
+            source = names[source_name]
+            fresh[target] = item.attrs[source] if source in item.attrs else DynamoType(values[default])
+        else:
+            fresh[target] = DynamoType(values[value])
     size = item.size() + sum(
         bytesize(t) + value.size() - (bytesize(t) + item.attrs[t].size() if t in item.attrs else 0)
         for t, value in fresh.items()
@@ -225,8 +263,8 @@ def _plain_update(handler: DynamoHandler) -> DynamoResult | None:
     before.hash_key, before.range_key = item.hash_key, item.range_key
     before.attrs = LimitedSizeDict.__new__(LimitedSizeDict)
     dict.update(before.attrs, item.attrs)  # values are replaced below, never changed in place
-    for target, value in fresh.items():
-        dict.__setitem__(item.attrs, target, value)
+    for target, new_value in fresh.items():
+        dict.__setitem__(item.attrs, target, new_value)
     if table.stream_shard is not None:
         table.stream_shard.add(before, item)
     return DynamoResult({"ConsumedCapacity": {"TableName": body["TableName"], "CapacityUnits": 0.5}})
@@ -258,6 +296,19 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return text.strip() == text and text.lower() not in ("nan", "inf", "-inf", "+inf", "infinity")
+
+
+# -- item construction -------------------------------------------------------------------------
+
+
+def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, attrs: dict[str, Any]) -> None:
+    self.hash_key = hash_key
+    self.range_key = range_key
+    self.attrs = LimitedSizeDict()
+    for key, value in attrs.items():
+        dict.__setitem__(self.attrs, key, DynamoType(value))
+    if sum(bytesize(key) + value.size() for key, value in self.attrs.items()) > _MAX_ITEM_BYTES:
+        raise ItemSizeTooLarge
 
 
 # -- per-request overhead ------------------------------------------------------------------------

@@ -172,6 +172,35 @@ def _updates(client: Any, key: dict[str, Any]) -> list[Any]:
         ReturnValues="NONE",
         ReturnConsumedCapacity="TOTAL",
     )
+    # A lease refresh and a population increment, as Needle writes them.
+    first_seen = "SET #0 = if_not_exists (#0, :0), #1 = :1"
+    for first in ("first_seen", "never_set"):
+        update(
+            Key=key,
+            UpdateExpression=first_seen,
+            ExpressionAttributeNames={"#0": first, "#1": "last_seen"},
+            ExpressionAttributeValues={":0": {"S": "2026-11-01"}, ":1": {"S": "2026-11-02"}},
+        )
+    update(
+        Key=key,
+        UpdateExpression="SET #0 = if_not_exists(#1, :0)",
+        ExpressionAttributeNames={"#0": "copied", "#1": "blank"},
+        ExpressionAttributeValues={":0": {"S": "unused"}},
+    )
+    for name, amount in (("entities", "1"), ("entities", "2.5"), ("severity_id", "-1"), ("title", "1")):
+        update(
+            Key=key,
+            UpdateExpression="ADD #0 :0",
+            ExpressionAttributeNames={"#0": name},
+            ExpressionAttributeValues={":0": {"N": amount}},
+            ReturnConsumedCapacity="TOTAL",
+        )
+    update(
+        Key={"pk": {"S": "pop#x"}, "sk": {"S": "shard#0"}},
+        UpdateExpression="ADD #0 :0",
+        ExpressionAttributeNames={"#0": "entities"},
+        ExpressionAttributeValues={":0": {"N": "1"}},
+    )
     update(
         Key=key,
         UpdateExpression="SET #s = :s",
@@ -235,6 +264,10 @@ def _updates(client: Any, key: dict[str, Any]) -> list[Any]:
         ExpressionAttributeValues={":s": {"N": "4"}},
         ReturnValues="ALL_NEW",
     )
+    try:
+        client.put_item(TableName="t", Item={**key, "a": {"S": "x" * 300_000}, "b": {"S": "y" * 300_000}})
+    except ClientError as error:
+        answers.append(error.response["Error"])
     answers.append(client.get_item(TableName="t", Key=key)["Item"])
     return answers
 
@@ -258,16 +291,19 @@ def _run(patched: bool) -> list[Any]:
 def test_patched_moto_answers_every_item_call_exactly_as_moto_does(fresh_moto: None) -> None:
     original = _run(patched=False)
     patched = _run(patched=True)
-    assert len(original) == len(patched) == 24
+    assert len(original) == len(patched) == 33
     for number, (want, got) in enumerate(zip(original, patched, strict=True)):
         assert got == want, f"answer {number} differs"
     # The comparison means something: the items really came back, binary and nested alike.
     assert original[0]["raw"] == {"B": b"\x00\x01packed\x04"}
-    assert [i["sk"]["S"][14:16] for i in original[16]] == ["07", "04"]
-    updated = original[14]
+    assert [i["sk"]["S"][14:16] for i in original[25]] == ["07", "04"]
+    updated = original[23]
     assert updated["score"] == {"N": "4"}
     assert updated["incident_ids"] == PLAIN_VALUES[":l"]
-    assert {"Code", "Message"} <= set(original[10])  # moto's own errors came back, patched too
+    assert updated["entities"] == {"N": "3.5"}
+    assert updated["first_seen"] == {"S": "2026-11-01"}
+    assert original[22]["Code"] == "ValidationException"  # the oversized put
+    assert {"Code", "Message"} <= set(original[18])  # moto's own errors came back, patched too
 
 
 def test_wire_form_refuses_what_moto_must_encode_itself() -> None:
@@ -283,7 +319,7 @@ class _TookMotosPathError(Exception):
     pass
 
 
-def test_plain_set_takes_the_fast_path_and_the_rest_takes_motos(
+def test_plain_set_and_add_take_the_fast_path_and_the_rest_takes_motos(
     fresh_moto: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(handler: Any) -> Any:
@@ -309,7 +345,22 @@ def test_plain_set_takes_the_fast_path_and_the_rest_takes_motos(
             ExpressionAttributeValues=PLAIN_VALUES,
             ReturnConsumedCapacity="TOTAL",
         )
-        assert client.get_item(TableName="t", Key=key)["Item"]["score"] == {"N": "42"}
+        client.update_item(
+            TableName="t",
+            Key=key,
+            UpdateExpression="SET #0 = if_not_exists (#0, :0), #1 = :1 ",
+            ExpressionAttributeNames={"#0": "first_seen", "#1": "last_seen"},
+            ExpressionAttributeValues={":0": {"S": "a"}, ":1": {"S": "b"}},
+        )
+        client.update_item(
+            TableName="t",
+            Key=key,
+            UpdateExpression="ADD #0 :0",
+            ExpressionAttributeNames={"#0": "score"},
+            ExpressionAttributeValues={":0": {"N": "1"}},
+        )
+        item = client.get_item(TableName="t", Key=key)["Item"]
+        assert (item["score"], item["first_seen"], item["last_seen"]) == ({"N": "43"}, {"S": "a"}, {"S": "b"})
         with pytest.raises(_TookMotosPathError):
             client.update_item(
                 TableName="t",
