@@ -35,7 +35,7 @@ from moto.server import ThreadedMotoServer
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 from needle_local import lambda_hook, moto_speedups
-from needle_local.stream_pump import Mapping, StreamPump
+from needle_local.stream_pump import Mapping, ShardRecords, StreamPump
 from needle_local.template import CODE_BUCKET, LocalTemplate, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -339,7 +339,10 @@ class EmbeddedAws:
 
     def _create_stream_mappings(self, template: LocalTemplate) -> None:
         self.pump = StreamPump(
-            self.client("dynamodbstreams"), self.client("lambda"), self.client("sqs"), self.region
+            ShardRecords(DEFAULT_ACCOUNT_ID, self.region),
+            self.client("lambda"),
+            self.client("sqs"),
+            self.region,
         )
         for props in template.event_source_mappings.values():
             table_logical = props["EventSourceArn"]["Fn::GetAtt"][0]

@@ -28,7 +28,8 @@ Measured with moto 5.2.5 (a replay of 2,000 to 10,000 alerts spent most of its t
 - **Per-request overhead.** moto lists a handler class's methods (inspect.getmembers) on every
   request; it is cached per class. botocore signs every request (SigV4) that moto then ignores;
   signing is skipped while installed, except for S3 (moto applies bucket policies to the
-  signer) and presigned URLs.
+  signer) and presigned URLs. botocore also re-sanitizes the same User-Agent parts for every
+  request; that pure function is memoized.
 
 `tests/integration/test_moto_speedups.py` pins them to moto's own answers.
 """
@@ -40,6 +41,7 @@ import re
 import threading
 from typing import Any, cast
 
+from botocore import useragent
 from botocore.signers import RequestSigner
 from moto.core import responses as core_responses
 from moto.core.serialize import BaseJSONSerializer
@@ -58,6 +60,7 @@ _original_update_item = DynamoHandler.update_item
 _original_method_names = core_responses.method_names_from_class  # type: ignore[attr-defined]
 _original_sign = RequestSigner.sign
 _original_item_init = Item.__init__
+_original_sanitize = useragent.sanitize_user_agent_string_component
 _partition = threading.local()
 _task_clients: dict[tuple[str, str], Any] = {}
 _task_clients_lock = threading.Lock()
@@ -78,6 +81,7 @@ def install() -> None:
     core_responses.method_names_from_class = _method_names  # type: ignore[attr-defined,assignment]
     RequestSigner.sign = _sign  # type: ignore[method-assign]
     Item.__init__ = _item_init  # type: ignore[method-assign]
+    useragent.sanitize_user_agent_string_component = _sanitize
     _installed = True
 
 
@@ -92,6 +96,7 @@ def uninstall() -> None:
     core_responses.method_names_from_class = _original_method_names  # type: ignore[attr-defined]
     RequestSigner.sign = _original_sign  # type: ignore[method-assign]
     Item.__init__ = _original_item_init  # type: ignore[method-assign]
+    useragent.sanitize_user_agent_string_component = _original_sanitize
     _task_clients.clear()
     _installed = False
 
@@ -317,6 +322,11 @@ def _item_init(self: Item, hash_key: DynamoType, range_key: DynamoType | None, a
 @functools.cache
 def _method_names(clazz: type) -> frozenset[str]:
     return frozenset(_original_method_names(clazz))
+
+
+@functools.lru_cache(maxsize=4096)
+def _sanitize(raw_str: str, allow_hash: bool = False) -> str:
+    return str(_original_sanitize(raw_str, allow_hash))
 
 
 def _sign(self: RequestSigner, operation_name: str, request: Any, *args: Any, **kwargs: Any) -> Any:

@@ -4,15 +4,23 @@ Honoured from the mapping: FilterCriteria, BatchSize, ReportBatchItemFailures (r
 first failed record), BisectBatchOnFunctionError, MaximumRetryAttempts and the OnFailure SQS
 destination. It runs when asked (`pump()`), never in a background thread, so tests stay
 deterministic.
+
+Records are read from moto's stream shard itself, as the Lambda service reads the stream inside
+AWS: through GetRecords, every record (the score write-backs' MODIFY images included, which
+the filter then drops) was serialized by moto and parsed again by botocore, a tenth of a
+replay's time. `tests/integration/test_stream_pump.py` pins the records to GetRecords' answer.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from moto.dynamodb.models import dynamodb_backends
 
 from needle_local.event_filter import any_filter_matches
 
@@ -28,14 +36,35 @@ class Mapping:
     max_retries: int
     on_failure_queue_url: str | None
     key_attributes: tuple[str, ...]
-    iterators: dict[str, str] = field(default_factory=dict)
+    read_up_to: dict[str, int] = field(default_factory=dict)  # shard id -> records read
     pending: list[dict[str, Any]] = field(default_factory=list)
     stats: Counter[str] = field(default_factory=Counter)
 
 
+class ShardRecords:
+    """The records of a table's stream in moto, in order, by position."""
+
+    def __init__(self, account_id: str, region: str) -> None:
+        self._account_id = account_id
+        self._region = region
+
+    def read(self, stream_arn: str, read_up_to: dict[str, int]) -> list[dict[str, Any]]:
+        """Records past `read_up_to[shard id]` of every shard; moves the position past them."""
+        # arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>
+        table_name = stream_arn.split(":", 5)[5].split("/")[1]
+        table = dynamodb_backends[self._account_id][self._region].get_table(table_name)
+        shard = table.stream_shard
+        if shard is None:
+            return []
+        start = read_up_to.get(shard.id, 0)
+        records = [r.to_json() for r in shard.items[start:]]
+        read_up_to[shard.id] = start + len(records)
+        return records
+
+
 class StreamPump:
-    def __init__(self, streams: Any, lambda_client: Any, sqs: Any, region: str) -> None:
-        self._streams = streams
+    def __init__(self, shards: ShardRecords, lambda_client: Any, sqs: Any, region: str) -> None:
+        self._shards = shards
         self._lambda = lambda_client
         self._sqs = sqs
         self._region = region
@@ -58,23 +87,9 @@ class StreamPump:
         return read
 
     def _read(self, mapping: Mapping) -> tuple[int, list[dict[str, Any]]]:
-        stream = self._streams.describe_stream(StreamArn=mapping.stream_arn)["StreamDescription"]
-        out: list[dict[str, Any]] = []
-        for shard in stream["Shards"]:
-            shard_id = shard["ShardId"]
-            iterator = (
-                mapping.iterators.get(shard_id)
-                or self._streams.get_shard_iterator(
-                    StreamArn=mapping.stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
-                )["ShardIterator"]
-            )
-            while True:
-                page = self._streams.get_records(ShardIterator=iterator, Limit=1000)
-                iterator = page["NextShardIterator"]
-                out.extend(self._lambda_shape(mapping, r) for r in page["Records"])
-                if not page["Records"]:
-                    break
-            mapping.iterators[shard_id] = iterator
+        out = [
+            self._lambda_shape(mapping, r) for r in self._shards.read(mapping.stream_arn, mapping.read_up_to)
+        ]
         kept = [r for r in out if not self._keys_only_insert(mapping, r)]
         mapping.stats["keys_only_dropped"] += len(out) - len(kept)
         mapping.stats["read"] += len(kept)
@@ -89,7 +104,9 @@ class StreamPump:
         dynamodb = dict(record["dynamodb"])
         created = dynamodb.get("ApproximateCreationDateTime")
         if isinstance(created, datetime):
-            dynamodb["ApproximateCreationDateTime"] = int(created.timestamp())
+            # moto's clock is naive UTC; Lambda gets epoch seconds.
+            moment = created if created.tzinfo else created.replace(tzinfo=UTC)
+            dynamodb["ApproximateCreationDateTime"] = int(moment.timestamp())
         record["dynamodb"] = dynamodb
         return record
 
@@ -106,7 +123,8 @@ class StreamPump:
     def _deliver(self, mapping: Mapping, batch: list[dict[str, Any]], attempt: int) -> None:
         mapping.stats["invocations"] += 1
         response = self._lambda.invoke(
-            FunctionName=mapping.function_name, Payload=json.dumps({"Records": batch}, default=str).encode()
+            FunctionName=mapping.function_name,
+            Payload=json.dumps({"Records": batch}, default=_json_value).encode(),
         )
         body = json.loads(response["Payload"].read() or b"null")
         if "FunctionError" in response:
@@ -157,3 +175,10 @@ class StreamPump:
             },
         }
         self._sqs.send_message(QueueUrl=mapping.on_failure_queue_url, MessageBody=json.dumps(message))
+
+
+def _json_value(value: Any) -> Any:
+    """What Lambda's JSON event carries for values JSON has no type for: binary as base64."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    return str(value)

@@ -386,3 +386,22 @@ def test_requests_go_unsigned_but_s3_and_presigned_urls_keep_their_signature(fre
     assert "Authorization" in sent[0]
     assert "Authorization" not in sent[1]
     assert "Signature=" in url
+
+
+def test_user_agent_is_the_same_with_its_parts_memoized(fresh_moto: None) -> None:
+    def user_agent() -> str:
+        with mock_aws():
+            sqs = boto3.client("sqs", region_name="us-east-1")
+            sent: list[bytes] = []
+            sqs.meta.events.register(
+                "before-send", lambda request, **_: sent.append(request.headers["User-Agent"])
+            )
+            sqs.create_queue(QueueName="inbox")
+            sqs.list_queues()
+        return sent[-1].decode()
+
+    moto_speedups.uninstall()
+    want = user_agent()
+    moto_speedups.install()
+    assert user_agent() == want
+    assert "Botocore/" in want
