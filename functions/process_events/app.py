@@ -65,4 +65,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> Any:
         event=event, record_handler=record_handler, processor=processor, context=context
     )
     models.end_batch()
+    incidents.end_batch()
     return response
