@@ -12,6 +12,7 @@ import base64
 import binascii
 import collections
 import copy
+import functools
 import json
 import math
 import random
@@ -77,8 +78,12 @@ def cs_timestamp(moment: datetime) -> str:
 
 def timestamp_ns(text: Any) -> int | None:
     """An RFC 3339 time as nanoseconds since the epoch (every digit Falcon sends takes part)."""
-    if not isinstance(text, str):
-        return None
+    return _timestamp_ns(text) if isinstance(text, str) else None
+
+
+# Every query request compares every stored alert's times: each string is parsed once.
+@functools.lru_cache(maxsize=1 << 18)
+def _timestamp_ns(text: str) -> int | None:
     match = _STAMP.fullmatch(text.strip())
     if match is None:
         return None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import collections
 import copy
-import functools
 import math
 import re
 import time
@@ -198,15 +197,9 @@ def graph_timestamp(moment: datetime) -> str:
     return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _ticks(text: str) -> int | None:
-    # Listings re-read every stored timestamp on every page; the strings repeat, so cache them.
-    return timestamp_ticks(text)
-
-
 def _value_ticks(record: Mapping[str, Any], field: str) -> int | None:
     value = record.get(field)
-    return _ticks(value) if isinstance(value, str) else None
+    return timestamp_ticks(value) if isinstance(value, str) else None
 
 
 def graph_error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None) -> Reply:
@@ -267,7 +260,7 @@ class _RawRecord:
 def _parse_term(match: re.Match[str]) -> _Term:
     field, op, value = match["field"], match["op"], match["value"]
     if field in DATE_FIELDS:
-        ticks = _ticks(value) if not value.startswith("'") else None
+        ticks = timestamp_ticks(value) if not value.startswith("'") else None
         if ticks is None:
             raise _bad_request(f"'{value[:40]}' is not a valid DateTimeOffset literal for '{field}'.")
         return _Term(field, op, ticks=ticks)
@@ -430,7 +423,7 @@ class GraphSimulator(HttpSimulator):
         if not isinstance(alert_id, str) or not alert_id:
             raise ValueError("alert needs a non-empty string 'id'")
         updated = alert.get("lastUpdateDateTime")
-        ticks = _ticks(updated) if isinstance(updated, str) else None
+        ticks = timestamp_ticks(updated) if isinstance(updated, str) else None
         if ticks is None:
             raise ValueError(f"alert {alert_id} needs an ISO-8601 'lastUpdateDateTime'")
         if visible_at is None:

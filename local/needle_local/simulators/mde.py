@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import uuid
@@ -62,6 +63,8 @@ def mde_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
+# Every listing request compares every stored alert's times: each string is parsed once.
+@functools.lru_cache(maxsize=1 << 18)
 def timestamp_ticks(text: str) -> int | None:
     """An ISO-8601 timestamp as 100 ns ticks since the Unix epoch, or None when it is not one.
 
