@@ -22,6 +22,9 @@ Measured with moto 5.2.5 (a replay of 2,000 to 10,000 alerts spent most of its t
   existing item, no condition, nothing asked back, no key or index attribute touched) are
   applied directly, with the same stream record; anything else takes moto's path, which also
   owns every error.
+- **Projections convert the item once per name.** A ProjectionExpression of n names turns the
+  whole item into plain JSON n times (a timeline read names 20). When every name is a
+  top-level attribute, it is converted once; paths and list indexes take moto's path.
 - **Every attribute re-sums the item.** moto's item dict checks the 400 KB bound on every
   insert by summing the whole item, so building an item of n attributes costs n² sizes. Sizes
   are never negative, so checking the finished item once raises exactly when moto would.
@@ -46,7 +49,7 @@ from botocore.signers import RequestSigner
 from moto.core import responses as core_responses
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.exceptions import ItemSizeTooLarge
-from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict, serializer
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.models.utilities import bytesize
 from moto.dynamodb.responses import DynamoHandler, DynamoResult
@@ -61,6 +64,7 @@ _original_method_names = core_responses.method_names_from_class  # type: ignore[
 _original_sign = RequestSigner.sign
 _original_item_init = Item.__init__
 _original_sanitize = useragent.sanitize_user_agent_string_component
+_original_project = Item.project
 _partition = threading.local()
 _task_clients: dict[tuple[str, str], Any] = {}
 _task_clients_lock = threading.Lock()
@@ -82,6 +86,7 @@ def install() -> None:
     RequestSigner.sign = _sign  # type: ignore[method-assign]
     Item.__init__ = _item_init  # type: ignore[method-assign]
     useragent.sanitize_user_agent_string_component = _sanitize
+    Item.project = _project  # type: ignore[method-assign]
     _installed = True
 
 
@@ -97,6 +102,7 @@ def uninstall() -> None:
     RequestSigner.sign = _original_sign  # type: ignore[method-assign]
     Item.__init__ = _original_item_init  # type: ignore[method-assign]
     useragent.sanitize_user_agent_string_component = _original_sanitize
+    Item.project = _original_project  # type: ignore[method-assign]
     _task_clients.clear()
     _installed = False
 
@@ -301,6 +307,18 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return text.strip() == text and text.lower() not in ("nan", "inf", "-inf", "+inf", "infinity")
+
+
+# -- projections -------------------------------------------------------------------------------
+
+
+def _project(self: Item, projection_expressions: list[list[str]]) -> Item:
+    if not all(len(path) == 1 and "[" not in path[0] for path in projection_expressions):
+        return _original_project(self, projection_expressions)
+    regular = self.to_regular_json()
+    kept = {path[0]: regular[path[0]] for path in projection_expressions if path[0] in regular}
+    attrs: dict[str, Any] = dict(serializer.serialize(kept)["M"])
+    return Item(hash_key=self.hash_key, range_key=self.range_key, attrs=attrs)
 
 
 # -- item construction -------------------------------------------------------------------------

@@ -110,6 +110,20 @@ def _exercise() -> list[Any]:
             ExpressionAttributeValues={":p": {"S": "host:none"}},
         )["Items"]
     )
+    projections: list[dict[str, Any]] = [
+        {"ProjectionExpression": "#s, uid, #r, finding, nothing, absent"}
+        | {"ExpressionAttributeNames": {"#s": "severity_id", "#r": "raw"}},
+        {"ProjectionExpression": "finding.device.ip, tactics[2].deep"},
+    ]
+    for projection in projections:
+        answers.append(
+            client.query(
+                TableName="t",
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": "host:h2"}},
+                **projection,
+            )["Items"]
+        )
     answers.append(
         client.query(
             TableName="t",
@@ -291,7 +305,7 @@ def _run(patched: bool) -> list[Any]:
 def test_patched_moto_answers_every_item_call_exactly_as_moto_does(fresh_moto: None) -> None:
     original = _run(patched=False)
     patched = _run(patched=True)
-    assert len(original) == len(patched) == 33
+    assert len(original) == len(patched) == 35
     for number, (want, got) in enumerate(zip(original, patched, strict=True)):
         assert got == want, f"answer {number} differs"
     # The comparison means something: the items really came back, binary and nested alike.
@@ -303,6 +317,8 @@ def test_patched_moto_answers_every_item_call_exactly_as_moto_does(fresh_moto: N
     assert updated["entities"] == {"N": "3.5"}
     assert updated["first_seen"] == {"S": "2026-11-01"}
     assert original[22]["Code"] == "ValidationException"  # the oversized put
+    assert set(original[29][0]) == {"severity_id", "uid", "raw", "finding", "nothing"}  # projected
+    assert set(original[30][0]) == {"finding", "tactics"}  # paths: moto's own projection
     assert {"Code", "Message"} <= set(original[18])  # moto's own errors came back, patched too
 
 
