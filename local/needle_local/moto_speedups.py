@@ -7,7 +7,9 @@ Measured with moto 5.2.5 (a replay of 2,000 to 10,000 alerts spent most of its t
   ~0.1 ms per value, so one 25-attribute item costs ~2.5 ms in GetItem, Query or GetRecords.
   The backend already holds AttributeValues in wire form ({"S": "..."}), so the fast path
   hands a well-formed value through as it is. Anything it does not recognise (binary values,
-  which moto base64-encodes on the way out; a non-bool BOOL) takes moto's own path.
+  which moto base64-encodes on the way out; a non-bool BOOL) takes moto's own path. Requests
+  are parsed the same way in reverse: a wire-form AttributeValue is taken as it came (binary
+  values are still decoded by moto).
 - **Query reads the whole table.** `Table.query` on the base table sorts *every* item of the
   table to keep those of one partition, so a timeline read slows down with every alert stored
   (0.2 s per Query at 50,000 items). The fast path gives that one call only the partition.
@@ -47,6 +49,7 @@ from typing import Any, cast
 from botocore import useragent
 from botocore.signers import RequestSigner
 from moto.core import responses as core_responses
+from moto.core.parse import BaseJSONParser
 from moto.core.serialize import BaseJSONSerializer
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict, serializer
@@ -56,6 +59,7 @@ from moto.dynamodb.responses import DynamoHandler, DynamoResult
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
 _original_serialize_structure = BaseJSONSerializer._serialize_type_structure
+_original_parse_structure = BaseJSONParser._parse_structure
 _original_query = Table.query
 _original_all_items = Table.all_items
 _original_task_client = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]
@@ -78,6 +82,7 @@ def install() -> None:
     if _installed:
         return
     BaseJSONSerializer._serialize_type_structure = _serialize_structure  # type: ignore[method-assign]
+    BaseJSONParser._parse_structure = _parse_structure  # type: ignore[method-assign]
     Table.query = _query  # type: ignore[method-assign]
     Table.all_items = _all_items  # type: ignore[method-assign]
     lambda_eval_utils.boto_client_for = _task_client  # type: ignore[attr-defined]
@@ -94,6 +99,7 @@ def uninstall() -> None:
     """Put moto's own code back (the contract test compares both)."""
     global _installed
     BaseJSONSerializer._serialize_type_structure = _original_serialize_structure  # type: ignore[method-assign]
+    BaseJSONParser._parse_structure = _original_parse_structure  # type: ignore[method-assign]
     Table.query = _original_query  # type: ignore[method-assign]
     Table.all_items = _original_all_items  # type: ignore[method-assign]
     lambda_eval_utils.boto_client_for = _original_task_client  # type: ignore[attr-defined]
@@ -140,6 +146,14 @@ def _serialize_structure(self: BaseJSONSerializer, serialized: Any, value: Any, 
             self._default_serialize(serialized, ready, shape, key)
             return
     _original_serialize_structure(self, serialized, value, shape, key)
+
+
+def _parse_structure(self: BaseJSONParser, shape: Any, value: Any) -> Any:
+    if shape.name == "AttributeValue" and self.MAP_TYPE is dict:
+        ready = wire_form(value)
+        if ready is not None:
+            return ready
+    return _original_parse_structure(self, shape, value)  # type: ignore[no-untyped-call]
 
 
 # -- partition-local query -------------------------------------------------------------------
