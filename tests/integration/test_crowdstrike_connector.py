@@ -641,6 +641,9 @@ class MemoryQuarantine:
     def __init__(self) -> None:
         self.items: list[tuple[str, str, Any]] = []
 
-    def put(self, source: str, reason: str, raw: Any) -> str:
-        self.items.append((source, reason, json.dumps(raw)))
-        return str(len(self.items))
+    def put(self, source: str, reason: str, raw: Any) -> bool:
+        item = (source, reason, json.dumps(raw))
+        if item in self.items:
+            return False
+        self.items.append(item)
+        return True

@@ -557,9 +557,11 @@ class MemoryQuarantine:
     def __init__(self) -> None:
         self.items: list[tuple[str, str, Any]] = []
 
-    def put(self, source: str, reason: str, raw: Any) -> str:
+    def put(self, source: str, reason: str, raw: Any) -> bool:
+        if (source, reason, raw) in self.items:
+            return False
         self.items.append((source, reason, raw))
-        return f"q{len(self.items)}"
+        return True
 
 
 def test_poller_quarantines_a_malformed_record_and_picks_up_an_update(

@@ -128,6 +128,23 @@ def test_malformed_record_is_quarantined_and_the_rest_of_the_page_stored(
     assert [i["vendor_id"]["S"] for i in scan(aws, "EventsTable")] == [good["id"]]
 
 
+def test_a_quarantined_record_read_again_is_kept_and_counted_once(
+    aws: Any, mde: Any, sim_clock: SimClock
+) -> None:
+    # GIVEN a malformed record that the next poll reads again through its overlap
+    bad = mde_alert("da638766001234567890_-3", sim_clock.now - timedelta(minutes=2))
+    bad["title"] = ""
+    mde.add_alert(bad, visible_at=sim_clock.now - timedelta(minutes=1))
+    first = aws.tick()[0]
+    sim_clock.now += timedelta(minutes=1)
+    # WHEN polled again
+    second = aws.tick()[0]
+    # THEN the first sighting is quarantined, the second is a duplicate, and one object is kept
+    assert (first["quarantined"], second["quarantined"], second["duplicate"]) == (1, 0, 1)
+    listing = aws.client("s3").list_objects_v2(Bucket=aws.physical["ReportsBucket"], Prefix="quarantine/mde/")
+    assert listing["KeyCount"] == 1
+
+
 def test_expired_token_is_refreshed_once(aws: Any, mde: Any, sim_clock: SimClock) -> None:
     _seed(mde, sim_clock, 1)
     aws.tick()

@@ -512,9 +512,11 @@ class MemoryStore:
     def save(self, source: str, cursor: datetime) -> None:
         self.checkpoints[source] = cursor
 
-    def put(self, source: str, reason: str, raw: Any) -> str:
+    def put(self, source: str, reason: str, raw: Any) -> bool:
+        if (source, reason) in self.quarantined:
+            return False
         self.quarantined.append((source, reason))
-        return str(len(self.quarantined))
+        return True
 
 
 def test_the_poller_checkpoints_per_page_and_quarantines_the_malformed(

@@ -121,9 +121,11 @@ class MemoryQuarantine:
     def __init__(self) -> None:
         self.records: list[tuple[str, str, Any]] = []
 
-    def put(self, source: str, reason: str, raw: Any) -> str:
+    def put(self, source: str, reason: str, raw: Any) -> bool:
+        if (source, reason, raw) in self.records:
+            return False
         self.records.append((source, reason, raw))
-        return f"quarantine/{source}/{len(self.records)}"
+        return True
 
 
 class World:

@@ -177,8 +177,10 @@ class _Run:
         return None, event.updated_at
 
     def _quarantine(self, raw: Any, reason: str) -> tuple[str, datetime | None]:
-        self.quarantine.put(self.feed.source, reason, raw)
+        # A record re-read through the overlap is already kept: counted as a duplicate, so the
+        # quarantined count (and its metric) is one per bad record, not one per sighting.
+        outcome = "quarantined" if self.quarantine.put(self.feed.source, reason, raw) else "duplicate"
         try:
-            return "quarantined", self.feed.cursor_of(raw)
+            return outcome, self.feed.cursor_of(raw)
         except (MalformedRecordError, KeyError, TypeError, ValueError, AttributeError):
-            return "quarantined", None
+            return outcome, None

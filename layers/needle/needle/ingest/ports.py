@@ -52,4 +52,6 @@ class CheckpointStore(Protocol):
 
 
 class Quarantine(Protocol):
-    def put(self, source: str, reason: str, raw: Any) -> str: ...
+    def put(self, source: str, reason: str, raw: Any) -> bool:
+        """Keep the record with its reason; False when it was already kept (a re-read)."""
+        ...
