@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from needle.model.event import DeviceHints, iso, parse_time
 from needle.store.items import EntityItem
@@ -18,6 +18,7 @@ from needle.store.items import EntityItem
 # A lease's last_seen is refreshed at most this often per container: one write per IP per hour
 # instead of one per alert, at the price of leases that end up to an hour early.
 LEASE_REFRESH = timedelta(hours=1)
+CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def normalize_hostname(hostname: str) -> str:
@@ -38,7 +39,9 @@ class DynamoEntityResolver:
 
     def __init__(self) -> None:
         self._known: dict[str, str] = {}
-        self._leases: dict[tuple[str, str], datetime] = {}
+        # (ip, entity) -> the span this container has written: sightings inside it (or within
+        # LEASE_REFRESH after it) change nothing worth a write.
+        self._leases: dict[tuple[str, str], tuple[datetime, datetime]] = {}
 
     def resolve(self, hints: DeviceHints, seen_at: datetime) -> str:
         aliases = _aliases(hints)
@@ -95,27 +98,50 @@ class DynamoEntityResolver:
             item.save(condition=EntityItem.pk.does_not_exist())
             return entity_id
         except PutError as exc:
-            if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            if getattr(exc, "cause_response_code", None) != CONDITION_FAILED:
                 raise
         return EntityItem.get(alias, "alias").entity_id or entity_id
 
     def _lease(self, ip: str, entity_id: str, seen_at: datetime) -> None:
+        """Widen the lease to cover `seen_at`: first_seen only moves back, last_seen only forward.
+
+        Alerts arrive out of order (vendor updates of old alerts, a second EDR lagging), so a
+        plain overwrite would shrink the lease; conditional writes keep it the hull of sightings.
+        """
         key = (ip, entity_id)
-        refreshed = self._leases.get(key)
-        if refreshed is not None and seen_at - refreshed < LEASE_REFRESH:
+        span = self._leases.get(key)
+        if span is not None and span[0] <= seen_at < span[1] + LEASE_REFRESH:
             return
-        self._leases[key] = seen_at
-        item = EntityItem(f"ip#{ip}", entity_id)
-        # first_seen keeps the first value written; last_seen moves with every refresh.
-        item._get_connection().update_item(
-            f"ip#{ip}",
-            entity_id,
-            actions=[
-                EntityItem.first_seen.set(EntityItem.first_seen | iso(seen_at)),
-                EntityItem.last_seen.set(iso(seen_at)),
-            ],
-            return_values="NONE",
-        )
+        self._leases[key] = (min(span[0], seen_at), max(span[1], seen_at)) if span else (seen_at, seen_at)
+        stamp = iso(seen_at)  # fixed width: string order is time order
+        connection = EntityItem(f"ip#{ip}", entity_id)._get_connection()
+        try:
+            connection.update_item(
+                f"ip#{ip}",
+                entity_id,
+                actions=[
+                    EntityItem.first_seen.set(EntityItem.first_seen | stamp),
+                    EntityItem.last_seen.set(stamp),
+                ],
+                condition=EntityItem.last_seen.does_not_exist() | (EntityItem.last_seen < stamp),
+                return_values="NONE",
+            )
+            return
+        except UpdateError as exc:
+            if getattr(exc, "cause_response_code", None) != CONDITION_FAILED:
+                raise
+        # Not newer than the lease's end: it can only move the start back.
+        try:
+            connection.update_item(
+                f"ip#{ip}",
+                entity_id,
+                actions=[EntityItem.first_seen.set(stamp)],
+                condition=EntityItem.first_seen > stamp,
+                return_values="NONE",
+            )
+        except UpdateError as exc:
+            if getattr(exc, "cause_response_code", None) != CONDITION_FAILED:
+                raise
 
 
 def _aliases(hints: DeviceHints) -> list[str]:
