@@ -21,9 +21,10 @@ Measured with moto 5.2.5 (a replay of 2,000 to 10,000 alerts spent most of its t
   twice, deep-copies the whole item twice, walks a validator over the AST and serializes the
   whole item to compute a reply that `ReturnValues=NONE` then drops: ~4 ms for an event item.
   The forms Needle writes (`SET #a = :v`, `SET #a = if_not_exists(#a, :v)`, `ADD #n :n` on an
-  existing item, no condition, nothing asked back, no key or index attribute touched) are
-  applied directly, with the same stream record; anything else takes moto's path, which also
-  owns every error.
+  existing item, nothing asked back, no key or index attribute touched) are applied directly,
+  with the same stream record. A condition is evaluated by moto's own condition parser, and
+  only one that holds is taken (a lease refresh: `attribute_not_exists(#l) OR #l < :v`);
+  anything else, a failed condition included, takes moto's path, which owns every error.
 - **Projections convert the item once per name.** A ProjectionExpression of n names turns the
   whole item into plain JSON n times (a timeline read names 20). When every name is a
   top-level attribute, it is converted once; paths and list indexes take moto's path.
@@ -51,6 +52,7 @@ from botocore.signers import RequestSigner
 from moto.core import responses as core_responses
 from moto.core.parse import BaseJSONParser
 from moto.core.serialize import BaseJSONSerializer
+from moto.dynamodb.comparisons import create_condition_expression_parser
 from moto.dynamodb.exceptions import ItemSizeTooLarge
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict, serializer
 from moto.dynamodb.models.table import Table
@@ -216,6 +218,7 @@ _PLAIN_REQUEST = frozenset(
         "ExpressionAttributeValues",
         "ReturnValues",
         "ReturnConsumedCapacity",
+        "ConditionExpression",
     }
 )
 # moto's own bound (LimitedSizeDict): between the measured 409 and 410 KB.
@@ -232,7 +235,7 @@ def _plain_update(handler: DynamoHandler) -> DynamoResult | None:
 
     Taken: one `SET` clause of `#a = :v` or `#a = if_not_exists(#b, :v)`, or one `ADD` clause of
     `#a :n` on numbers, on an item that exists, touching no key or index attribute, with plain
-    values, every placeholder used, no condition and nothing asked back.
+    values, every placeholder used, no condition or one that holds, and nothing asked back.
     """
     body: dict[str, Any] = handler.body
     if not set(body) <= _PLAIN_REQUEST or body.get("ReturnValues", "NONE") != "NONE":
@@ -244,9 +247,13 @@ def _plain_update(handler: DynamoHandler) -> DynamoResult | None:
     adding = _PLAIN_ADD.fullmatch(expression) is not None
     if not adding and _PLAIN_SET.fullmatch(expression) is None:
         return None
+    condition = body.get("ConditionExpression")
+    if condition is not None and (type(condition) is not str or not condition.strip()):
+        return None
     names: dict[str, Any] = body.get("ExpressionAttributeNames") or {}
     values: dict[str, Any] = body.get("ExpressionAttributeValues") or {}
-    if set(_NAME.findall(expression)) != set(names) or set(_VALUE.findall(expression)) != set(values):
+    both = f"{expression} {condition or ''}"
+    if set(_NAME.findall(both)) != set(names) or set(_VALUE.findall(both)) != set(values):
         return None  # an unused or missing placeholder: moto's validation error
     if not all(_plain(v) for v in values.values()):
         return None
@@ -262,6 +269,8 @@ def _plain_update(handler: DynamoHandler) -> DynamoResult | None:
     )
     if item is None:
         return None  # UpdateItem creates it: moto's path
+    if condition and not _holds(condition, names, values, item):
+        return None  # moto's path raises ConditionalCheckFailed (or its parse error)
     fresh: dict[str, DynamoType] = {}
     for target_name, value, source_name, default, add_name, add_value in _ASSIGNMENT.findall(expression):
         target = names[target_name or add_name]
@@ -293,6 +302,13 @@ def _plain_update(handler: DynamoHandler) -> DynamoResult | None:
     if table.stream_shard is not None:
         table.stream_shard.add(before, item)
     return DynamoResult({"ConsumedCapacity": {"TableName": body["TableName"], "CapacityUnits": 0.5}})
+
+
+def _holds(condition: str, names: dict[str, Any], values: dict[str, Any], item: Item) -> bool:
+    try:
+        return bool(create_condition_expression_parser(condition, names, values).parse().expr(item))
+    except Exception:  # a parse error: moto's own path raises it
+        return False
 
 
 def _plain(value: Any) -> bool:

@@ -226,6 +226,7 @@ def _run(
             file=log,
             flush=True,
         )
+    print("replay: reading events and incidents back", file=log, flush=True)
     counts = {"events": 0, "incidents": 0, "notifications": notified}
     for line in _event_lines(aws):
         out.write(json.dumps(line) + "\n")

@@ -162,7 +162,8 @@ PLAIN_VALUES: dict[str, Any] = {
 
 def _updates(client: Any, key: dict[str, Any]) -> list[Any]:
     """UpdateItems the fast path takes (plain SET, as pynamodb writes them) and those it leaves
-    to moto (creating the item, conditions, sets, key and index attributes, bad placeholders)."""
+    to moto (creating the item, failed conditions, sets, key and index attributes, bad
+    placeholders)."""
     answers: list[Any] = []
 
     def update(**request: Any) -> None:
@@ -283,7 +284,46 @@ def _updates(client: Any, key: dict[str, Any]) -> list[Any]:
     except ClientError as error:
         answers.append(error.response["Error"])
     answers.append(client.get_item(TableName="t", Key=key)["Item"])
+    _conditional_updates(update, key)
+    answers.append(client.get_item(TableName="t", Key=key)["Item"])
     return answers
+
+
+def _conditional_updates(update: Any, key: dict[str, Any]) -> None:
+    """Leases as Needle widens them: the fast path takes a condition that holds, moto the rest."""
+    names = {"#0": "first_seen", "#1": "last_seen"}
+    widen = "SET #0 = if_not_exists(#0, :0), #1 = :0"
+    later = "attribute_not_exists(#1) OR #1 < :0"
+    for stamp in ("2026-11-03", "2026-10-30"):  # holds, then fails (older than last_seen)
+        update(
+            Key=key,
+            UpdateExpression=widen,
+            ConditionExpression=later,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":0": {"S": stamp}},
+        )
+    for stamp in ("2026-10-30", "2026-12-01"):  # first_seen moves back; never forward
+        update(
+            Key=key,
+            UpdateExpression="SET #0 = :0",
+            ConditionExpression="#0 > :0",
+            ExpressionAttributeNames={"#0": "first_seen"},
+            ExpressionAttributeValues={":0": {"S": stamp}},
+        )
+    update(  # a name only the condition uses
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ConditionExpression="attribute_exists(#x) AND #x = :x",
+        ExpressionAttributeNames={"#s": "score", "#x": "blank"},
+        ExpressionAttributeValues={":s": {"N": "5"}, ":x": {"S": ""}},
+    )
+    update(  # an unused value placeholder: moto refuses it
+        Key=key,
+        UpdateExpression="SET #s = :s",
+        ConditionExpression="attribute_exists(#s)",
+        ExpressionAttributeNames={"#s": "score"},
+        ExpressionAttributeValues={":s": {"N": "7"}, ":unused": {"N": "8"}},
+    )
 
 
 @pytest.fixture
@@ -305,21 +345,25 @@ def _run(patched: bool) -> list[Any]:
 def test_patched_moto_answers_every_item_call_exactly_as_moto_does(fresh_moto: None) -> None:
     original = _run(patched=False)
     patched = _run(patched=True)
-    assert len(original) == len(patched) == 35
+    assert len(original) == len(patched) == 42
     for number, (want, got) in enumerate(zip(original, patched, strict=True)):
         assert got == want, f"answer {number} differs"
     # The comparison means something: the items really came back, binary and nested alike.
     assert original[0]["raw"] == {"B": b"\x00\x01packed\x04"}
-    assert [i["sk"]["S"][14:16] for i in original[25]] == ["07", "04"]
+    assert [i["sk"]["S"][14:16] for i in original[32]] == ["07", "04"]
     updated = original[23]
     assert updated["score"] == {"N": "4"}
     assert updated["incident_ids"] == PLAIN_VALUES[":l"]
     assert updated["entities"] == {"N": "3.5"}
     assert updated["first_seen"] == {"S": "2026-11-01"}
     assert original[22]["Code"] == "ValidationException"  # the oversized put
-    assert set(original[29][0]) == {"severity_id", "uid", "raw", "finding", "nothing"}  # projected
-    assert set(original[30][0]) == {"finding", "tactics"}  # paths: moto's own projection
+    assert set(original[36][0]) == {"severity_id", "uid", "raw", "finding", "nothing"}  # projected
+    assert set(original[37][0]) == {"finding", "tactics"}  # paths: moto's own projection
     assert {"Code", "Message"} <= set(original[18])  # moto's own errors came back, patched too
+    # The lease widened by conditions that held, and left alone by those that did not
+    assert [original[n]["Code"] for n in (25, 27)] == ["ConditionalCheckFailedException"] * 2
+    leased = original[30]
+    assert (leased["first_seen"], leased["last_seen"]) == ({"S": "2026-10-30"}, {"S": "2026-11-03"})
 
 
 def test_wire_form_refuses_what_moto_must_encode_itself() -> None:
@@ -335,7 +379,7 @@ class _TookMotosPathError(Exception):
     pass
 
 
-def test_plain_set_and_add_take_the_fast_path_and_the_rest_takes_motos(
+def test_plain_set_add_and_holding_conditions_take_the_fast_path_and_the_rest_takes_motos(
     fresh_moto: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def refuse(handler: Any) -> Any:
@@ -375,14 +419,22 @@ def test_plain_set_and_add_take_the_fast_path_and_the_rest_takes_motos(
             ExpressionAttributeNames={"#0": "score"},
             ExpressionAttributeValues={":0": {"N": "1"}},
         )
+        client.update_item(
+            TableName="t",
+            Key=key,
+            UpdateExpression="SET #1 = :1",
+            ConditionExpression="attribute_not_exists(#1) OR #1 < :1",
+            ExpressionAttributeNames={"#1": "last_seen"},
+            ExpressionAttributeValues={":1": {"S": "c"}},
+        )
         item = client.get_item(TableName="t", Key=key)["Item"]
-        assert (item["score"], item["first_seen"], item["last_seen"]) == ({"N": "43"}, {"S": "a"}, {"S": "b"})
-        with pytest.raises(_TookMotosPathError):
+        assert (item["score"], item["first_seen"], item["last_seen"]) == ({"N": "43"}, {"S": "a"}, {"S": "c"})
+        with pytest.raises(_TookMotosPathError):  # a condition that fails: moto raises its error
             client.update_item(
                 TableName="t",
                 Key=key,
                 UpdateExpression="SET #s = :s",
-                ConditionExpression="attribute_exists(#s)",
+                ConditionExpression="attribute_not_exists(#s)",
                 ExpressionAttributeNames={"#s": "score"},
                 ExpressionAttributeValues={":s": {"N": "2"}},
             )
