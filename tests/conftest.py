@@ -66,3 +66,12 @@ def aws(mde: Any) -> Iterator[Any]:
     }
     with EmbeddedAws(parameters=parameters, secrets={"MdeCredentials": SIM_CREDENTIALS}) as embedded:
         yield embedded
+
+
+@pytest.fixture
+def bound(aws: Any) -> Any:
+    """The embedded AWS with the stores' models bound to its tables (store adapter tests)."""
+    from tests.support import bind_stack_tables
+
+    bind_stack_tables(aws)
+    return aws

@@ -9,17 +9,11 @@ import pytest
 
 from needle.model.event import DeviceHints
 from needle.store.entities import LEASE_REFRESH, DynamoEntityResolver
-from tests.support import bind_stack_tables, scan
+from tests.support import scan
 
 pytestmark = pytest.mark.integration
 
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def bound(aws: Any) -> Any:
-    bind_stack_tables(aws)
-    return aws
 
 
 def hints(source: str, device_id: str | None, hostname: str | None, *ips: str) -> DeviceHints:

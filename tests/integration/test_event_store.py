@@ -13,17 +13,11 @@ from needle.model.event import Event
 from needle.sources.mde.normalize import normalize
 from needle.store.events import DynamoEventStore
 from needle.store.state import PollLock
-from tests.support import bind_stack_tables, mde_alert, scan
+from tests.support import mde_alert, scan
 
 pytestmark = pytest.mark.integration
 
 AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def bound(aws: Any) -> Any:
-    bind_stack_tables(aws)
-    return aws
 
 
 def event(n: int, status: str = "New") -> Event:
