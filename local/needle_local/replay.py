@@ -17,7 +17,7 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +68,28 @@ class Record:
     source: str
     payload: Any
     updated: datetime | None  # None: a record without a usable update time (served raw)
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where the replay stands after one step (what its progress line says)."""
+
+    number: int
+    steps: int
+    sim_time: datetime
+    elapsed: float  # wall seconds since the first poll
+    stored: int
+    total: int
+    quarantined: int
+    notified: int
+
+    def line(self) -> str:
+        rate = self.stored / self.elapsed if self.elapsed else 0.0
+        return (
+            f"replay: step {self.number}/{self.steps} sim {self.sim_time:%Y-%m-%d %H:%M}Z "
+            f"stored {self.stored}/{self.total}, quarantined {self.quarantined}, notified {self.notified} "
+            f"({rate:.0f} alerts/s, {self.elapsed:.0f}s)"
+        )
 
 
 class SimClock:
@@ -145,9 +167,15 @@ def _load(simulator: Any, records: list[Record], start: datetime) -> None:
 
 
 def replay(
-    directory: Path, out: TextIO, *, step: timedelta | None, trigger: str, log: TextIO
+    directory: Path,
+    out: TextIO,
+    *,
+    step: timedelta | None,
+    trigger: str,
+    log: TextIO,
+    on_step: Callable[[Step], None] | None = None,
 ) -> dict[str, int]:
-    """Replay DIR; `step` None picks one from the span (auto_step)."""
+    """Replay DIR; `step` None picks one from the span (auto_step); `on_step` sees every step."""
     records = read_records(directory, log)
     times = [r.updated for rs in records.values() for r in rs if r.updated is not None]
     if not times:
@@ -189,7 +217,7 @@ def replay(
                 aws.patch_environment(
                     "PollSourceFunction", {"GRAPH_LOGIN_BASE_URL": simulators["graph"].base_url}
                 )
-            return _run(aws, clock, first, last, step, total, out, log)
+            return _run(aws, clock, first, last, step, total, out, log, on_step)
     finally:
         for simulator in simulators.values():
             simulator.stop()
@@ -204,6 +232,7 @@ def _run(
     total: int,
     out: TextIO,
     log: TextIO,
+    on_step: Callable[[Step], None] | None,
 ) -> dict[str, int]:
     started = time.monotonic()
     steps = max(1, int((last - first) / step) + 1)
@@ -217,15 +246,12 @@ def _run(
         # Read as a subscriber would: moto walks the whole queue on every send, so an unread
         # inbox would make each notification slower than the last.
         notified += len(aws.inbox())
-        elapsed = time.monotonic() - started
-        rate = stored / elapsed if elapsed else 0.0
-        print(
-            f"replay: step {number}/{steps + 1} sim {clock.now:%Y-%m-%d %H:%M}Z "
-            f"stored {stored}/{total}, quarantined {quarantined}, notified {notified} "
-            f"({rate:.0f} alerts/s, {elapsed:.0f}s)",
-            file=log,
-            flush=True,
+        done = Step(
+            number, steps + 1, clock.now, time.monotonic() - started, stored, total, quarantined, notified
         )
+        print(done.line(), file=log, flush=True)
+        if on_step is not None:
+            on_step(done)
     print("replay: reading events and incidents back", file=log, flush=True)
     counts = {"events": 0, "incidents": 0, "notifications": notified}
     for line in _event_lines(aws):
@@ -329,13 +355,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def quiet_moto() -> None:
+    """moto warns about what a replay does on purpose (and logs every request at INFO)."""
+    warnings.filterwarnings("ignore", category=UserWarning, module="moto")
+    logging.getLogger("moto").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`needle replay DIR --out FILE [--step-minutes M] [--investigate WHICH]`."""
     parser = argparse.ArgumentParser(prog="needle replay", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=UserWarning, module="moto")
-    logging.getLogger("moto").setLevel(logging.ERROR)
+    quiet_moto()
     try:
         with args.out.open("w") as out:
             counts = replay(

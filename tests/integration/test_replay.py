@@ -61,3 +61,19 @@ def test_replay_names_what_it_cannot_read(tmp_path: Path, capsys: pytest.Capture
     status = main(["replay", str(tmp_path), "--out", str(tmp_path / "out.jsonl")])
     assert status == 2
     assert "mde_alerts.jsonl:2: not JSON" in capsys.readouterr().err
+
+
+def test_bench_replay_draws_its_progress_curve_one_point_per_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.replay import main as bench_main
+
+    chart = tmp_path / "curve.svg"
+    assert bench_main(["--alerts", "200", "--days", "0.25", "--chart", str(chart)]) == 0
+    printed = capsys.readouterr()
+    steps = [line for line in printed.err.splitlines() if line.startswith("replay: step")]
+    assert "Replay of 200 alerts over 0.25 days" in printed.out
+    assert f"progress curve: {chart}" in printed.out
+    svg = chart.read_text()
+    curve = svg.split('<polyline points="', 1)[1].split('"', 1)[0].split()
+    assert len(curve) == len(steps) + 1  # the origin, then one point per step
