@@ -1,4 +1,5 @@
-"""ProcessEvents: score, correlate and investigate each INSERT from the Events stream."""
+"""ProcessEvents: score, correlate and investigate each new (or materially updated) alert from the
+Events stream."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ core = EventProcessor(
 
 def record_handler(record: DynamoDBRecord) -> None:
     image = record.raw_event["dynamodb"]["NewImage"]
-    outcome = core.process(from_stream_image(image))
+    # The stream filter passes a MODIFY only when the vendor changed the detection itself.
+    outcome = core.process(from_stream_image(image), revised=record.raw_event["eventName"] == "MODIFY")
     # Ids and numbers only: alert fields carry user names and command lines.
     logger.info(
         "event processed",
@@ -49,6 +51,7 @@ def record_handler(record: DynamoDBRecord) -> None:
             "score": outcome.scored.score,
             "incidents": list(outcome.incident_ids),
             "investigation": outcome.investigation,
+            "revised": outcome.revised,
         },
     )
 

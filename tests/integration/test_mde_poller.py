@@ -110,6 +110,38 @@ def test_vendor_update_changes_the_event_in_place_without_a_new_investigation(
     assert len(aws.executions()) == investigations == 1
 
 
+def test_a_material_vendor_update_is_rescored_and_investigated_again(
+    aws: Any, mde: Any, sim_clock: SimClock
+) -> None:
+    [alert_id] = _seed(mde, sim_clock, 1)
+    aws.tick()
+    aws.settle()
+    # WHEN the vendor adds lateral movement to the alert (a new technique, new evidence)
+    mde.update_alert(
+        alert_id,
+        at=sim_clock.now - timedelta(seconds=30),
+        mitreTechniques=["T1003.001", "T1021.002"],
+        evidence=[
+            *mde_alert(alert_id, sim_clock.now)["evidence"],
+            {"entityType": "File", "fileName": "psexesvc.exe"},
+        ],
+    )
+    report = aws.tick()[0]
+    aws.settle()
+    # THEN the one stored event is updated in place, re-scored and investigated a second time
+    assert report["updated"] == 1
+    [item] = scan(aws, "EventsTable")
+    assert item["techniques"]["L"] == [{"S": "T1003.001"}, {"S": "T1021.002"}]
+    assert item["explanation"]["S"].endswith("re-scored: the vendor changed the alert")
+    assert item["rescore"] == {"BOOL": False}  # the write-back cleared it: no loop
+    assert len(aws.executions()) == 2
+    # AND a later workflow change (the analyst resolves it) triggers nothing more
+    mde.update_alert(alert_id, at=sim_clock.now - timedelta(seconds=10), status="Resolved")
+    assert aws.tick()[0]["updated"] == 1
+    aws.settle()
+    assert len(aws.executions()) == 2
+
+
 def test_malformed_record_is_quarantined_and_the_rest_of_the_page_stored(
     aws: Any, mde: Any, sim_clock: SimClock
 ) -> None:

@@ -260,3 +260,67 @@ def test_content_hash_is_stable_across_key_order_and_bare_re_polls() -> None:
 )
 def test_content_hash_changes_when_the_finding_changes(changed: dict[str, Any]) -> None:
     assert make_event(finding=changed).content_hash() != make_event().content_hash()
+
+
+# --- material_hash: what re-triggers scoring and investigation -----------------------------
+
+FINDING: dict[str, Any] = {
+    "class_uid": 2004,
+    "status": "new",
+    "status_id": 1,
+    "verdict": None,
+    "severity_id": 4,
+    "finding_info": {
+        "uid": "x",
+        "title": "LSASS",
+        "modified_time": 1,
+        "last_seen_time": 1,
+        "attacks": [{"technique": {"uid": "T1003.001"}}],
+    },
+    "device": {"uid": "9f2e7c1a", "hostname": "eng-lt-117", "ip": "10.1.2.3", "risk_level": "low"},
+    "evidences": [
+        {"process": {"name": "rundll32.exe"}},
+        {"device": {"uid": "9f2e7c1a", "risk_level": "low"}},
+    ],
+    "unmapped": {"assignedTo": None, "determination": None},
+}
+
+
+def _revised(change: dict[str, Any]) -> Event:
+    finding = json.loads(json.dumps(FINDING))
+    for path, value in change.items():
+        *parents, leaf = path.split(".")
+        node = finding
+        for name in parents:
+            node = node[int(name)] if isinstance(node, list) else node[name]
+        node[leaf] = value
+    return make_event(finding=finding)
+
+
+@pytest.mark.parametrize(
+    "workflow",
+    [
+        {"status": "resolved", "status_id": 4},
+        {"verdict": "True positive"},
+        {"finding_info.modified_time": 2, "finding_info.last_seen_time": 2},
+        {"unmapped.assignedTo": "analyst@example.com", "unmapped.determination": "malware"},
+        {"device.ip": "10.9.9.9", "device.risk_level": "high"},
+        {"evidences.1.device.risk_level": "high", "evidences.0.verdict": "malicious"},
+    ],
+)
+def test_workflow_changes_are_not_material(workflow: dict[str, Any]) -> None:
+    assert _revised(workflow).content_hash() != make_event(finding=FINDING).content_hash()
+    assert _revised(workflow).material_hash() == make_event(finding=FINDING).material_hash()
+
+
+@pytest.mark.parametrize(
+    "detection",
+    [
+        {"finding_info.title": "LSASS memory read by an unsigned tool"},
+        {"finding_info.attacks": [{"technique": {"uid": "T1003.001"}}, {"technique": {"uid": "T1021.002"}}]},
+        {"evidences": [{"process": {"name": "rundll32.exe"}}, {"file": {"name": "dump.bin"}}]},
+        {"device.hostname": "eng-lt-118"},
+    ],
+)
+def test_what_the_detection_says_is_material(detection: dict[str, Any]) -> None:
+    assert _revised(detection).material_hash() != make_event(finding=FINDING).material_hash()

@@ -94,10 +94,11 @@ def test_function_policies_name_exact_actions_on_exact_resources() -> None:
                 assert statement["Resource"] != "*", logical
 
 
-def test_process_events_trigger_is_insert_only_with_partial_failures_and_a_destination() -> None:
+def test_process_events_sees_inserts_and_material_updates_with_partial_failures_and_a_destination() -> None:
     trigger = RESOURCES["ProcessEventsFunction"]["Properties"]["Events"]["NewEvents"]["Properties"]
     assert [json.loads(f["Pattern"]) for f in trigger["FilterCriteria"]["Filters"]] == [
-        {"eventName": ["INSERT"]}
+        {"eventName": ["INSERT"]},
+        {"eventName": ["MODIFY"], "dynamodb": {"NewImage": {"rescore": {"BOOL": [True]}}}},
     ]
     assert trigger["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert trigger["BisectBatchOnFunctionError"] is True

@@ -1,7 +1,8 @@
 """What happens to each new timeline event: score it, correlate it, investigate it.
 
-Called by the ProcessEvents handler for every INSERT on the Events stream. All I/O goes
-through the ports below, so this module is the domain path measured by the benchmarks.
+Called by the ProcessEvents handler for every INSERT on the Events stream, and for every MODIFY
+the store marks as a material vendor update (`revised`). All I/O goes through the ports below,
+so this module is the domain path measured by the benchmarks.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Outcome:
     scored: Scored
     incident_ids: tuple[str, ...]
     investigation: str | None
+    revised: bool = False
 
 
 @dataclass
@@ -66,9 +68,19 @@ class EventProcessor:
         if self.trigger not in TRIGGERS:
             raise ValueError(f"investigation trigger {self.trigger!r} is not one of {TRIGGERS}")
 
-    def process(self, event: Event) -> Outcome:
+    def process(self, event: Event, revised: bool = False) -> Outcome:
+        """Score, correlate and investigate `event`; `revised`: a material update of a stored alert.
+
+        A revision is scored like a retry (its uid is already counted, so it is taken out and put
+        back with what it now says) and investigated under a name that includes its material
+        hash, so it gets its own investigation once, however often the batch is retried.
+        """
         state = self.models.load(event.entity_id)
         scored = self._score(event, state)
+        if revised:
+            scored = replace(
+                scored, explanation=f"{scored.explanation}; re-scored: the vendor changed the alert"
+            )
         # Rules see the event's score: a rule may count only what is unusual for the entity.
         done = replace(event, score=scored.score, explanation=scored.explanation)
         history = recall(state.history, event.entity_id, exclude=event)
@@ -86,7 +98,7 @@ class EventProcessor:
             for incident in incidents:
                 if incident.get("matches") == 1:
                     investigation = self.investigations.start(done, name=f"inv-{incident['id']}")
-        return Outcome(event=done, scored=scored, incident_ids=incident_ids, investigation=investigation)
+        return Outcome(done, scored, incident_ids, investigation, revised)
 
     @property
     def _span(self) -> timedelta:

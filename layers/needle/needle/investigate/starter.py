@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 
 def investigation_id(event: Event) -> str:
-    """Execution names allow [A-Za-z0-9-_] up to 80 characters; vendor ids do not fit that."""
-    return "inv-" + hashlib.sha256(event.uid.encode()).hexdigest()[:40]
+    """One per version of what the alert says: a retry finds the same name, a material vendor
+    update gets a new one. Execution names allow [A-Za-z0-9-_] up to 80 characters, which
+    vendor ids do not fit."""
+    return "inv-" + hashlib.sha256(f"{event.uid}|{event.material_hash()}".encode()).hexdigest()[:40]
 
 
 class StepFunctionsStarter:

@@ -82,6 +82,35 @@ class Event:
         material = json.dumps(self.finding, sort_keys=True, default=str).encode()
         return hashlib.sha256(material).hexdigest()[:32]
 
+    def material_hash(self) -> str:
+        """Changes when the detection says something new: what (title, description, analytic,
+        ATT&CK), on which device, with which evidence. Not when its workflow moves (status,
+        verdicts, assignment, remediation, device risk) or its clock does. Severity is compared
+        apart by the store: only a raise is material."""
+        info = self.finding.get("finding_info")
+        device = self.finding.get("device")
+        material = {
+            "info": _stable(info),
+            "device": [device.get("uid"), device.get("hostname")] if isinstance(device, dict) else None,
+            "evidences": _stable(self.finding.get("evidences")),
+        }
+        text = json.dumps(material, sort_keys=True, default=str).encode()
+        return hashlib.sha256(text).hexdigest()[:32]
+
+
+# Finding fields a vendor changes while the detection stays the same.
+VOLATILE_FIELDS = frozenset(
+    {"modified_time", "last_seen_time", "src_url", "verdict", "risk_level", "status", "status_id"}
+)
+
+
+def _stable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k not in VOLATILE_FIELDS}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
 
 def iso(moment: datetime) -> str:
     """Fixed-width UTC ISO-8601 with milliseconds, so string order is time order."""

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from needle.ingest.ports import WriteOutcome
 from needle.model.event import DeviceHints, Event, Kind, iso, pack_raw, parse_time
 from needle.store.items import EventItem
 
 
+class Stored(NamedTuple):
+    """What a page write needs to know of a stored alert."""
+
+    content_hash: str
+    material_hash: str | None
+    severity_id: int
+
+
 class DynamoEventStore:
-    """Stores each vendor alert once; a changed alert is updated in place (a MODIFY, which the
-    ProcessEvents stream filter ignores), an unchanged re-poll writes nothing.
+    """Stores each vendor alert once; a changed alert is updated in place, an unchanged re-poll
+    writes nothing. An update is a MODIFY, which the ProcessEvents stream filter ignores unless
+    it is material (`Event.material_hash` changed, or the severity rose): that write sets
+    `rescore`, and the alert is scored, correlated and investigated again.
 
     A page is stored with one consistent BatchGetItem (what is stored already, by content
     hash) and BatchWriteItem for the new alerts, 25 per request, instead of a conditional put
@@ -26,29 +36,34 @@ class DynamoEventStore:
     def store_page(self, events: Sequence[Event]) -> list[WriteOutcome]:
         """Store a page of events; one outcome per event, in order."""
         items = [to_item(e) for e in events]
-        stored = _stored_hashes({(i.entity_id, i.sk) for i in items})
+        stored = _stored_versions({(i.entity_id, i.sk) for i in items})
         outcomes: list[WriteOutcome] = []
         created: dict[tuple[str, str], EventItem] = {}
-        changed: dict[tuple[str, str], EventItem] = {}
+        changed: dict[tuple[str, str], tuple[EventItem, bool]] = {}
         for item in items:
             key = (item.entity_id, item.sk)
             known = stored.get(key)
-            stored[key] = item.content_hash
+            stored[key] = Stored(item.content_hash, item.material_hash, int(item.severity_id))
             if known is None:
                 outcomes.append(WriteOutcome.CREATED)
                 created[key] = item
-            elif known == item.content_hash:
+            elif known.content_hash == item.content_hash:
                 outcomes.append(WriteOutcome.UNCHANGED)
             else:
                 outcomes.append(WriteOutcome.UPDATED)
-                # A version of an alert created in this page replaces it before it is written.
-                (created if key in created else changed)[key] = item
+                if key in created:
+                    # A version of an alert created in this page replaces it before it is written.
+                    created[key] = item
+                else:
+                    # Two versions in one page: material if either step was.
+                    material = _material(known, item) or (key in changed and changed[key][1])
+                    changed[key] = (item, material)
         if created:
             with EventItem.batch_write() as batch:
                 for item in created.values():
                     batch.save(item)
-        for item in changed.values():
-            _update_in_place(item)
+        for item, material in changed.values():
+            _update_in_place(item, material)
         return outcomes
 
     def timeline(self, entity_id: str, start: datetime, end: datetime, limit: int = 500) -> list[Event]:
@@ -68,6 +83,7 @@ class DynamoEventStore:
                 EventItem.suppressed.set(suppressed),
                 EventItem.explanation.set(explanation),
                 EventItem.incident_ids.set(incident_ids),
+                EventItem.rescore.set(False),
             ],
             return_values="NONE",
         )
@@ -79,25 +95,40 @@ TIMELINE_ATTRIBUTES = [
 ]
 
 
-def _stored_hashes(keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+def _stored_versions(keys: set[tuple[str, str]]) -> dict[tuple[str, str], Stored]:
     if not keys:
         return {}
     found = EventItem.batch_get(
-        sorted(keys), consistent_read=True, attributes_to_get=["entity_id", "sk", "content_hash"]
+        sorted(keys),
+        consistent_read=True,
+        attributes_to_get=["entity_id", "sk", "content_hash", "material_hash", "severity_id"],
     )
-    return {(i.entity_id, i.sk): i.content_hash for i in found}
+    return {(i.entity_id, i.sk): Stored(i.content_hash, i.material_hash, int(i.severity_id)) for i in found}
 
 
-def _update_in_place(item: EventItem) -> None:
+def _material(known: Stored, item: EventItem) -> bool:
+    """The detection says something new, or is rated worse (a lowered severity is not news)."""
+    if known.material_hash is None:
+        return False  # stored before material hashes: only the content is known to differ
+    return known.material_hash != item.material_hash or int(item.severity_id) > known.severity_id
+
+
+def _update_in_place(item: EventItem, material: bool) -> None:
     item.update(
         actions=[
             EventItem.updated_at.set(item.updated_at),
             EventItem.status.set(item.status),
             EventItem.severity_id.set(item.severity_id),
             EventItem.title.set(item.title),
+            EventItem.tactics.set(item.tactics),
+            EventItem.techniques.set(item.techniques),
+            EventItem.user.set(item.user) if item.user is not None else EventItem.user.remove(),
+            EventItem.process.set(item.process) if item.process is not None else EventItem.process.remove(),
             EventItem.finding.set(item.finding),
             EventItem.raw.set(item.raw),
             EventItem.content_hash.set(item.content_hash),
+            EventItem.material_hash.set(item.material_hash),
+            EventItem.rescore.set(material),
         ]
     )
 
@@ -127,6 +158,7 @@ def to_item(event: Event) -> EventItem:
         finding=event.finding,
         raw=pack_raw(event.raw) if event.raw is not None else None,
         content_hash=event.content_hash(),
+        material_hash=event.material_hash(),
         score=event.score,
         explanation=event.explanation,
         incident_ids=list(event.incident_ids),

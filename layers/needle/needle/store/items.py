@@ -53,6 +53,10 @@ class EventItem(Model):
     finding = JSONAttribute()
     raw = BinaryAttribute(legacy_encoding=False, null=True)
     content_hash = UnicodeAttribute()
+    material_hash = UnicodeAttribute(null=True)
+    # True on the write of a materially changed vendor update: the stream filter passes that
+    # MODIFY to ProcessEvents; the score write-back sets it False, so it does not loop.
+    rescore = BooleanAttribute(null=True)
     score = NumberAttribute(null=True)
     suppressed = BooleanAttribute(null=True)
     explanation = UnicodeAttribute(null=True)
