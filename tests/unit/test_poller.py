@@ -100,7 +100,11 @@ class MemorySink:
 
 
 class HostResolver:
+    def __init__(self) -> None:
+        self.seen_at: list[datetime] = []
+
     def resolve(self, hints: DeviceHints, seen_at: datetime) -> str:
+        self.seen_at.append(seen_at)
         return f"ent-{hints.hostname or hints.device_id}"
 
 
@@ -218,6 +222,18 @@ def test_stored_events_carry_the_resolved_entity(alert: Make) -> None:
 
     [event] = world.sink.items.values()
     assert event.entity_id == "ent-eng-lt-117.corp.contoso.example"
+
+
+def test_the_device_is_placed_at_the_alerts_activity_time_not_its_update_time(alert: Make) -> None:
+    # GIVEN an alert resolved by an analyst a week after it happened (its IPs are from then)
+    world = World()
+    record = alert(1, "2025-05-19T14:05:00Z")
+    # WHEN it is polled
+    world.poll(FakeFeed([record]))
+    # THEN its device (and IP leases) are placed when the activity happened
+    [event] = world.sink.items.values()
+    assert world.entities.seen_at == [event.time]
+    assert event.time < event.updated_at - timedelta(days=6)
 
 
 def test_overlap_re_read_never_moves_the_checkpoint_back(alert: Make) -> None:

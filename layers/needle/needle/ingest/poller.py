@@ -170,7 +170,9 @@ class _Run:
             return "duplicate", event.updated_at
         self.seen.add(version)
         try:
-            entity_id = self.entities.resolve(event.device, event.updated_at)
+            # When the device was seen with these IPs: the alert's activity, not a later update
+            # (an analyst resolving it a week on must not stretch its IP leases to then).
+            entity_id = self.entities.resolve(event.device, event.time)
         except ValueError as exc:
             return self._quarantine(raw, f"no entity: {exc}")
         ready.append(replace(event, entity_id=entity_id))
