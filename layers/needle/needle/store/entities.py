@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from needle.model.event import DeviceHints, iso, parse_time
+from needle.store.conditions import condition_failed
 from needle.store.items import EntityItem
 
 # A lease's last_seen is refreshed at most this often per container: one write per IP per hour
 # instead of one per alert, at the price of leases that end up to an hour early.
 LEASE_REFRESH = timedelta(hours=1)
-CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def normalize_hostname(hostname: str) -> str:
@@ -98,7 +99,7 @@ class DynamoEntityResolver:
             item.save(condition=EntityItem.pk.does_not_exist())
             return entity_id
         except PutError as exc:
-            if getattr(exc, "cause_response_code", None) != CONDITION_FAILED:
+            if not condition_failed(exc):
                 raise
         return EntityItem.get(alias, "alias").entity_id or entity_id
 
@@ -114,34 +115,30 @@ class DynamoEntityResolver:
             return
         self._leases[key] = (min(span[0], seen_at), max(span[1], seen_at)) if span else (seen_at, seen_at)
         stamp = iso(seen_at)  # fixed width: string order is time order
-        connection = EntityItem(f"ip#{ip}", entity_id)._get_connection()
-        try:
-            connection.update_item(
-                f"ip#{ip}",
-                entity_id,
-                actions=[
-                    EntityItem.first_seen.set(EntityItem.first_seen | stamp),
-                    EntityItem.last_seen.set(stamp),
-                ],
-                condition=EntityItem.last_seen.does_not_exist() | (EntityItem.last_seen < stamp),
-                return_values="NONE",
+        extended = _update_if(
+            f"ip#{ip}",
+            entity_id,
+            [EntityItem.first_seen.set(EntityItem.first_seen | stamp), EntityItem.last_seen.set(stamp)],
+            EntityItem.last_seen.does_not_exist() | (EntityItem.last_seen < stamp),
+        )
+        if not extended:
+            # Not newer than the lease's end: it can only move the start back.
+            _update_if(
+                f"ip#{ip}", entity_id, [EntityItem.first_seen.set(stamp)], EntityItem.first_seen > stamp
             )
-            return
-        except UpdateError as exc:
-            if getattr(exc, "cause_response_code", None) != CONDITION_FAILED:
-                raise
-        # Not newer than the lease's end: it can only move the start back.
-        try:
-            connection.update_item(
-                f"ip#{ip}",
-                entity_id,
-                actions=[EntityItem.first_seen.set(stamp)],
-                condition=EntityItem.first_seen > stamp,
-                return_values="NONE",
-            )
-        except UpdateError as exc:
-            if getattr(exc, "cause_response_code", None) != CONDITION_FAILED:
-                raise
+
+
+def _update_if(pk: str, sk: str, actions: list[Any], condition: Any) -> bool:
+    """One conditional UpdateItem (nothing read back); False when its condition refused it."""
+    try:
+        EntityItem._get_connection().update_item(
+            pk, sk, actions=actions, condition=condition, return_values="NONE"
+        )
+    except UpdateError as exc:
+        if not condition_failed(exc):
+            raise
+        return False
+    return True
 
 
 def _aliases(hints: DeviceHints) -> list[str]:

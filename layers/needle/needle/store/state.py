@@ -8,6 +8,7 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from needle.model.event import iso, parse_time
+from needle.store.conditions import condition_failed
 from needle.store.items import StateItem
 
 
@@ -51,7 +52,7 @@ class PollLock:
                 | (StateItem.holder == holder)
             )
         except PutError as exc:
-            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -61,5 +62,5 @@ class PollLock:
             StateItem(f"lock#{source}").delete(condition=StateItem.holder == holder)
         except DeleteError as exc:
             # Expired and taken by the next run meanwhile: that run's lock is not ours to drop.
-            if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
+            if not condition_failed(exc):
                 raise
